@@ -1,0 +1,332 @@
+"""The clamkit dataset: a directory readable with numpy alone.
+
+    DIR/meta.json                  format, version, fps, robot, task, observation keys, action spec,
+                                   per-key statistics, and the episode table
+    DIR/episodes/000007/<key>.npy  one array per observation key, (T, *shape)
+    DIR/episodes/000007/action.npy (T-1, action_dim), only in labelled episodes
+
+Time convention (DESIGN §3): a_t is executed at o_t and produces o_{t+1}, so an episode of T
+observations has T-1 actions and action[t] sits between obs[t] and obs[t+1].
+
+Writes are atomic: an episode is written under a temporary name and renamed into place, then
+meta.json is replaced (temp file + os.replace). A recording killed mid-episode leaves a valid
+dataset holding the completed episodes. Reads memory-map every array, so random window access
+never loads the whole dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from clamkit.errors import DatasetError
+from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
+
+FORMAT = "clamkit-dataset"
+VERSION = 1
+ACTION = "action"
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to a temp file in the same directory, fsync, then rename over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class RunningStats:
+    """Per-dimension count/sum/sumsq/min/max, mergeable; for images per channel."""
+
+    count: int = 0
+    sum: np.ndarray | None = None
+    sumsq: np.ndarray | None = None
+    min: np.ndarray | None = None
+    max: np.ndarray | None = None
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])  # (N, C)
+        if self.sum is None:
+            c = x.shape[1]
+            self.sum, self.sumsq = np.zeros(c), np.zeros(c)
+            self.min, self.max = np.full(c, np.inf), np.full(c, -np.inf)
+        self.count += x.shape[0]
+        self.sum += x.sum(0)
+        self.sumsq += (x * x).sum(0)
+        self.min = np.minimum(self.min, x.min(0))
+        self.max = np.maximum(self.max, x.max(0))
+
+    def to_json(self) -> dict:
+        if not self.count:
+            return {"count": 0}
+        mean = self.sum / self.count
+        std = np.sqrt(np.maximum(self.sumsq / self.count - mean**2, 0.0))
+        return {"count": self.count, "mean": mean.tolist(), "std": std.tolist(), "min": self.min.tolist(), "max": self.max.tolist(),
+                "sum": self.sum.tolist(), "sumsq": self.sumsq.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunningStats":
+        if not d.get("count"):
+            return cls()
+        return cls(int(d["count"]), np.array(d["sum"]), np.array(d["sumsq"]), np.array(d["min"]), np.array(d["max"]))
+
+
+def merge_stats(stats: Iterable[dict]) -> dict:
+    """Merge the per-key stats of several datasets (count-weighted)."""
+    total = RunningStats()
+    for d in stats:
+        s = RunningStats.from_json(d)
+        if not s.count:
+            continue
+        if total.sum is None:
+            total = s
+            continue
+        total = RunningStats(total.count + s.count, total.sum + s.sum, total.sumsq + s.sumsq,
+                             np.minimum(total.min, s.min), np.maximum(total.max, s.max))
+    return total.to_json()
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+class DatasetWriter:
+    """Append episodes to a dataset directory, atomically, one at a time.
+
+    Opening an existing dataset appends to it (specs must match); a recording that was killed
+    therefore continues where it stopped.
+    """
+
+    def __init__(self, root: str | Path, *, observation: ObservationSpec, action: ActionSpec | None,
+                 fps: float, robot: str, task: str = "", info: dict | None = None):
+        self.root = Path(root)
+        self.observation, self.action = observation, action
+        (self.root / "episodes").mkdir(parents=True, exist_ok=True)
+        if (self.root / "meta.json").exists():
+            existing = Dataset(self.root)
+            if existing.observation != observation or (action is not None and existing.action not in (None, action)):
+                raise DatasetError(f"{self.root}: exists with a different observation/action spec; choose a new --out")
+            self.meta = existing.meta
+            self.stats = {k: RunningStats.from_json(v) for k, v in self.meta["stats"].items()}
+        else:
+            self.meta = {"format": FORMAT, "version": VERSION, "fps": float(fps), "robot": robot, "task": task,
+                         "observation": observation.to_json(), "action": action.to_json() if action else None,
+                         "info": info or {}, "stats": {}, "episodes": []}
+            self.stats = {}
+        # Leftovers of a killed write are not episodes; remove them.
+        for tmp in (self.root / "episodes").glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def __len__(self) -> int:
+        return len(self.meta["episodes"])
+
+    def add_episode(self, obs: dict[str, np.ndarray], actions: np.ndarray | None = None, **episode_info) -> int:
+        """Write one episode: obs[key] is (T, *shape); actions (T-1, dim) or None (unlabelled)."""
+        lengths = {k: len(v) for k, v in obs.items()}
+        if set(obs) != set(self.observation.keys):
+            raise DatasetError(f"episode has keys {sorted(obs)}, dataset expects {sorted(self.observation.keys)}")
+        T = next(iter(lengths.values()))
+        if len(set(lengths.values())) != 1 or T < 2:
+            raise DatasetError(f"episode observation lengths {lengths} must be equal and at least 2")
+        arrays = {}
+        for k, spec in self.observation.keys.items():
+            a = np.ascontiguousarray(obs[k], dtype=spec.dtype)
+            if a.shape[1:] != spec.shape:
+                raise DatasetError(f"episode '{k}' has per-step shape {a.shape[1:]}, dataset expects {spec.shape}")
+            arrays[k] = a
+        if actions is not None:
+            if self.action is None:
+                raise DatasetError("dataset was created without an action spec; cannot add a labelled episode")
+            actions = np.ascontiguousarray(actions, dtype=np.float32)
+            if actions.shape != (T - 1, self.action.dim):
+                raise DatasetError(f"actions have shape {actions.shape}, expected ({T - 1}, {self.action.dim}) for {T} observations")
+            arrays[ACTION] = actions
+        for k, a in arrays.items():
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise DatasetError(f"episode '{k}' contains NaN or Inf")
+
+        index = len(self.meta["episodes"])
+        name = f"{index:06d}"
+        tmp = self.root / "episodes" / f".tmp-{name}"
+        tmp.mkdir()
+        for k, a in arrays.items():
+            with open(tmp / f"{k}.npy", "wb") as f:
+                np.save(f, a)
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, self.root / "episodes" / name)
+
+        for k, a in arrays.items():
+            self.stats.setdefault(k, RunningStats()).update(a if a.ndim > 1 else a[:, None])
+        entry = {"index": index, "length": T, "labelled": actions is not None}
+        entry.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in episode_info.items()})
+        self.meta["episodes"].append(entry)
+        self.meta["stats"] = {k: s.to_json() for k, s in self.stats.items()}
+        write_json_atomic(self.root / "meta.json", self.meta)
+        return index
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+class Dataset:
+    """A validated, memory-mapped view of a dataset directory.
+
+    >>> ds = Dataset("data/reach-expert")
+    >>> ds.episode(0)["state"].shape       # (T, 39), a np.memmap
+    >>> idx = ds.window_index()            # (N, 2) rows of (episode, t), 1 <= t <= T-2
+    >>> w = ds.windows(idx[:64], "state")  # (64, 3, 39): o_{t-1}, o_t, o_{t+1}
+    >>> a = ds.actions(idx[:64])           # (64, A): a_t
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        meta_path = self.root / "meta.json"
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: no such dataset directory")
+        if not meta_path.is_file():
+            raise DatasetError(f"{meta_path}: not found; is {self.root} a clamkit dataset?")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DatasetError(f"{meta_path}: not valid JSON ({e})") from None
+        self.meta = meta
+        try:
+            self._parse_meta()
+        except DatasetError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DatasetError(f"{meta_path}: malformed ({type(e).__name__}: {e})") from None
+        self._episodes = [self._open_episode(e) for e in self.meta["episodes"]]
+
+    def _parse_meta(self) -> None:
+        m, path = self.meta, self.root / "meta.json"
+        if not isinstance(m, dict) or m.get("format") != FORMAT:
+            raise DatasetError(f"{path}: not a clamkit dataset (format is {m.get('format') if isinstance(m, dict) else type(m).__name__!r})")
+        if m.get("version") != VERSION:
+            raise DatasetError(f"{path}: dataset format version {m.get('version')!r} is not supported (this clamkit reads {VERSION})")
+        self.observation = ObservationSpec.from_json(m["observation"])
+        if not self.observation.keys:
+            raise DatasetError(f"{path}: no observation keys")
+        self.action = ActionSpec.from_json(m["action"]) if m.get("action") else None
+        self.fps = float(m["fps"])
+        for i, e in enumerate(m["episodes"]):
+            if e.get("index") != i or int(e["length"]) < 2:
+                raise DatasetError(f"{path}: episode table entry {i} is malformed: {e}")
+            if e["labelled"] and self.action is None:
+                raise DatasetError(f"{path}: episode {i} is labelled but the dataset has no action spec")
+
+    def _open_episode(self, e: dict) -> dict[str, np.ndarray]:
+        d = self.root / "episodes" / f"{e['index']:06d}"
+        T = int(e["length"])
+        want = {k: (T, *s.shape, s.dtype) for k, s in self.observation.keys.items()}
+        if e["labelled"]:
+            want[ACTION] = (T - 1, self.action.dim, "float32")
+        arrays = {}
+        for k, (*shape, dtype) in want.items():
+            f = d / f"{k}.npy"
+            if not f.is_file():
+                raise DatasetError(f"{f}: missing")
+            try:
+                a = np.load(f, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                raise DatasetError(f"{f}: unreadable or truncated ({err})") from None
+            if a.shape != tuple(shape):
+                raise DatasetError(f"{f}: shape {a.shape}, meta.json says {tuple(shape)}")
+            if a.dtype != np.dtype(dtype):
+                raise DatasetError(f"{f}: dtype {a.dtype}, meta.json says {dtype}")
+            arrays[k] = a
+        return arrays
+
+    # -- basic access
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    @property
+    def episodes(self) -> list[dict]:
+        """The episode table from meta.json (index, length, labelled, success, ...)."""
+        return self.meta["episodes"]
+
+    @property
+    def stats(self) -> dict:
+        return self.meta["stats"]
+
+    @property
+    def num_steps(self) -> int:
+        return sum(e["length"] for e in self.episodes)
+
+    def episode(self, i: int) -> dict[str, np.ndarray]:
+        """Memory-mapped arrays of episode i: observation keys, plus "action" when labelled."""
+        return self._episodes[i]
+
+    def is_labelled(self, i: int) -> bool:
+        return bool(self.episodes[i]["labelled"])
+
+    # -- windows under the one time convention
+
+    def window_index(self, before: int = 1, after: int = 1, labelled: bool | None = None,
+                     episodes: Iterable[int] | None = None) -> np.ndarray:
+        """All (episode, t) with o_{t-before} .. o_{t+after} inside the episode, as an (N, 2) int64 array.
+
+        labelled=True keeps episodes with actions (a_t exists for every such t since after >= 1).
+        """
+        if after < 1 or before < 0:
+            raise ValueError("windows need after >= 1 and before >= 0")
+        rows = []
+        for i in (range(len(self)) if episodes is None else episodes):
+            if labelled is not None and self.is_labelled(i) != labelled:
+                continue
+            T = self.episodes[i]["length"]
+            t = np.arange(before, T - after)
+            rows.append(np.stack([np.full_like(t, i), t], 1))
+        return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
+
+    def windows(self, index: np.ndarray, key: str, before: int = 1, after: int = 1) -> np.ndarray:
+        """Observations o_{t-before} .. o_{t+after} for each (episode, t) row: (N, before+1+after, *shape)."""
+        offsets = np.arange(-before, after + 1)
+        return np.stack([self._episodes[e][key][t + offsets] for e, t in index])
+
+    def actions(self, index: np.ndarray) -> np.ndarray:
+        """a_t for each (episode, t) row: the action executed at o_t, producing o_{t+1}. (N, A)."""
+        out = []
+        for e, t in index:
+            if not self.is_labelled(e):
+                raise DatasetError(f"{self.root}: episode {e} has no actions")
+            out.append(self._episodes[e][ACTION][t])
+        return np.stack(out).astype(np.float32)
+
+    def concat(self, key: str, labelled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All frames of `key` in one array plus each episode's start offset (for small, state-only data)."""
+        eps = [i for i in range(len(self)) if labelled is None or self.is_labelled(i) == labelled]
+        arrays = [np.asarray(self._episodes[i][key]) for i in eps]
+        starts = np.cumsum([0] + [len(a) for a in arrays[:-1]])
+        return (np.concatenate(arrays) if arrays else np.zeros((0,))), starts
+
+    def summary(self) -> dict:
+        eps = self.episodes
+        succ = [e["success"] for e in eps if "success" in e]
+        rets = [e["return"] for e in eps if "return" in e]
+        out = {"episodes": len(eps), "steps": self.num_steps, "labelled": sum(e["labelled"] for e in eps)}
+        if succ:
+            out["success_rate"] = float(np.mean(succ))
+        if rets:
+            out["mean_return"] = float(np.mean(rets))
+        return out

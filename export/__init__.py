@@ -1,0 +1,1 @@
+"""clamkit.export"""

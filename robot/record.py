@@ -1,0 +1,67 @@
+"""Record episodes from any Robot (+ optional Camera) with any Policy into a clamkit dataset."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from clamkit.dataset import DatasetWriter
+from clamkit.robot.base import Camera, Policy, Robot
+
+
+def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episodes: int, *, seed: int = 0,
+                    max_steps: int = 200, camera: Camera | None = None, labelled: bool = True,
+                    progress: bool = True) -> dict:
+    """Roll `policy` on `robot` for `episodes` episodes and append each to `writer`.
+
+    Episode i is seeded with seed + (index it gets in the dataset), so an interrupted recording
+    re-run with the same arguments continues with the next seeds. Returns a summary dict.
+    """
+    start = len(writer)
+    t0, steps, succ, rets = time.perf_counter(), 0, [], []
+    bar = tqdm(range(start, episodes), desc=f"record {robot.name}", unit="ep", disable=not progress,
+               initial=0, total=max(episodes - start, 0))
+    for i in bar:
+        ep_seed = seed + i
+        policy.reset(ep_seed)
+        obs = robot.reset(seed=ep_seed)
+        frames: dict[str, list] = {}
+        actions = []
+        for _ in range(max_steps):
+            _append(frames, obs, camera)
+            a = np.asarray(policy(obs), dtype=np.float32)
+            actions.append(robot.send_action(a))
+            obs = robot.get_observation()
+            if robot.episode_done():
+                break
+        _append(frames, obs, camera)
+        info = robot.episode_info()
+        writer.add_episode({k: np.stack(v) for k, v in frames.items()}, np.stack(actions) if labelled else None,
+                           seed=ep_seed, **info)
+        steps += len(actions)
+        if "success" in info:
+            succ.append(bool(info["success"]))
+        if "return" in info:
+            rets.append(float(info["return"]))
+        post = {}
+        if succ:
+            post["success"] = f"{np.mean(succ):.2f}"
+        if rets:
+            post["return"] = f"{np.mean(rets):.0f}"
+        bar.set_postfix(post)
+    summary = {"episodes_recorded": max(episodes - start, 0), "episodes_total": len(writer), "steps": steps,
+               "seconds": round(time.perf_counter() - t0, 1)}
+    if succ:
+        summary["success_rate"] = float(np.mean(succ))
+    if rets:
+        summary["mean_return"] = float(np.mean(rets))
+    return summary
+
+
+def _append(frames: dict, obs: dict, camera: Camera | None) -> None:
+    for k, v in obs.items():
+        frames.setdefault(k, []).append(np.asarray(v))
+    if camera is not None:
+        frames.setdefault("image", []).append(camera.read().image)
