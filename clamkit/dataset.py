@@ -130,6 +130,7 @@ class DatasetWriter:
                          "observation": observation.to_json(), "action": action.to_json() if action else None,
                          "info": info or {}, "stats": {}, "episodes": []}
             self.stats = {}
+            write_json_atomic(self.root / "meta.json", self.meta)  # an empty dataset is a valid one
         # Leftovers of a killed write are not episodes; remove them.
         for tmp in (self.root / "episodes").glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)

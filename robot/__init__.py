@@ -3,6 +3,13 @@
 numpy only at import time; every optional SDK is imported inside the backend that needs it.
 """
 
+import os
+
+# Headless rendering (EGL) unless the user chose a GL backend or has a display. Must be set before
+# mujoco is first imported, which any simulator backend or scripted expert may do.
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"
+
 from clamkit.robot.base import Camera, DeviceNotConnectedError, Frame, Policy, Robot
 
 __all__ = ["Camera", "DeviceNotConnectedError", "Frame", "Policy", "Robot"]

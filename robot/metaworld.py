@@ -9,8 +9,6 @@ upside down.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from clamkit.errors import UserError, require
@@ -24,7 +22,6 @@ FPS = 80.0  # frame_skip 5 x timestep 2.5 ms
 
 
 def _import_metaworld():
-    os.environ.setdefault("MUJOCO_GL", "egl")
     require("packaging", "sim")  # an undeclared need of metaworld
     return require("metaworld", "sim")
 

@@ -1,0 +1,30 @@
+"""Packaging and the never-arrows of DESIGN §1."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("mod", ["clamkit", "clamkit.trainer", "clamkit.export", "clamkit.runtime", "clamkit.robot"])
+def test_subpackages_import(mod):
+    __import__(mod)
+
+
+def _modules_after_import(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_core_runtime_and_robot_never_import_torch():
+    mods = _modules_after_import("import clamkit, clamkit.dataset, clamkit.bundle, clamkit.runtime, clamkit.robot, "
+                                 "clamkit.robot.record_cli, clamkit.robot.record, clamkit.robot.metaworld")
+    assert "torch" not in mods
+    assert not {m for m in mods if m.startswith(("clamkit.trainer", "clamkit.export"))}
+
+
+def test_core_imports_none_of_the_four():
+    mods = _modules_after_import("import clamkit, clamkit.dataset, clamkit.bundle, clamkit.specs, clamkit.cli")
+    assert not {m for m in mods if m.startswith(("clamkit.trainer", "clamkit.export", "clamkit.runtime", "clamkit.robot"))}
