@@ -8,8 +8,8 @@
 Facts this relies on (dm-control 1.0.28 / mujoco 3.3.0): every suite task draws its initial
 state from `env.task.random`, a numpy RandomState, so re-seeding it in place before `reset()`
 gives the same episode as a freshly loaded env with `task_kwargs={"random": seed}` (a test
-checks this) without reloading the model or losing the render context. The suite's time limit
-is 1000 control steps with a per-step reward in [0, 1], so an episode's return is in [0, 1000].
+checks this) without reloading the model or losing the render context. The benchmark tasks'
+time limit is 1000 control steps with a per-step reward in [0, 1]: returns lie in [0, 1000].
 
 The experts read only the observation vector, through the fixed layout DMCRobot flattens it
 into (the task's observation dict in sorted key order); they are controllers a control engineer
@@ -18,7 +18,6 @@ would write from the model's published parameters, never peeking at the simulato
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from typing import Callable
@@ -53,33 +52,41 @@ def wrap_angle(a):
 
 class DMCRobot(Robot):
     """One dm_control suite task. reset(seed) gives that seed's initial state; the observation is
-    {"state": the task's observation dict flattened in sorted key order, float32}."""
+    {"state": the task's observation dict flattened in sorted key order, float32}. The specs and
+    fps come from the environment, so they are known once connect() has run."""
 
     def __init__(self, task: str = "reacher-easy", max_steps: int = 1000):
         self.domain, self.task = split_task(task)
         self.max_steps = int(max_steps)
         self.name = f"dmc:{self.domain}-{self.task}"
-        self._env, self._time_step, self._layout = None, None, {}
+        self._env, self._time_step = None, None
+        self._layout, self._action_spec, self._fps = {}, None, None
         self._return, self._steps = 0.0, 0
 
-    # -- specs (exact only after connect(): the observation size comes from the environment)
+    # -- specs: read from the environment on connect(), kept after disconnect()
 
     @property
     def observation_spec(self) -> ObservationSpec:
-        self._require()
-        dim = max((s.stop for s in self._layout.values()), default=0)
+        dim = self._known(self._layout and max(s.stop for s in self._layout.values()))
         return ObservationSpec({"state": ArraySpec((dim,), "float32")})
 
     @property
     def action_spec(self) -> ActionSpec:
-        spec = self._require().action_spec()
-        return ActionSpec(dim=spec.shape[0], low=spec.minimum, high=spec.maximum, semantics=self.name)
+        return self._known(self._action_spec)
 
     @property
     def observation_layout(self) -> dict[str, slice]:
         """Where each key of the task's observation dict sits in obs["state"]."""
-        self._require()
-        return dict(self._layout)
+        return dict(self._known(self._layout))
+
+    @property
+    def fps(self) -> float:
+        return self._known(self._fps)
+
+    def _known(self, value):
+        if not value:
+            raise DeviceNotConnectedError(f"{self.name}: connect() first; the specs come from the environment")
+        return value
 
     # -- lifecycle
 
@@ -101,9 +108,10 @@ class DMCRobot(Robot):
             size = int(np.prod(spec.shape, dtype=int))
             layout[key] = slice(offset, offset + size)
             offset += size
-        self._env, self._layout = env, layout
-        self.fps = 1.0 / env.control_timestep()
-        log.debug("%s: observation layout %s, %.0f Hz", self.name, layout, self.fps)
+        spec = env.action_spec()
+        self._action_spec = ActionSpec(dim=spec.shape[0], low=spec.minimum, high=spec.maximum, semantics=self.name)
+        self._env, self._layout, self._fps = env, layout, 1.0 / env.control_timestep()
+        log.debug("%s: observation layout %s, %.0f Hz", self.name, layout, self._fps)
 
     def disconnect(self) -> None:
         if self._env is not None:
@@ -134,9 +142,8 @@ class DMCRobot(Robot):
         return {"state": state.astype(np.float32)}
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
-        env = self._require()
-        spec = env.action_spec()
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(spec.shape), spec.minimum, spec.maximum)
+        env, spec = self._require(), self._action_spec
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(spec.dim), spec.low, spec.high)
         if self.episode_done():
             return a.astype(np.float32)  # stepping a finished env would silently start a new episode
         self._time_step = env.step(a)
@@ -169,7 +176,6 @@ class ReacherExpert(Policy):
     the straight-arm singularity.
     """
 
-    action_dim = 2
     L1, L2 = 0.12, 0.12
     WRIST_LIMIT = np.deg2rad(160)
 
@@ -200,9 +206,8 @@ class PointMassExpert(Policy):
     """PD to the origin, where the target sits. Observation: 0-1 position, 2-3 velocity.
     The easy task actuates x and y directly; the reward also prefers small controls."""
 
-    action_dim = 2
 
-    def __init__(self, kp: float = 6.0, kd: float = 1.5):
+    def __init__(self, kp: float = 20.0, kd: float = 1.0):
         self.kp, self.kd = kp, kd
 
     def __call__(self, obs):
@@ -210,18 +215,17 @@ class PointMassExpert(Policy):
         return np.clip(-self.kp * s[0:2] - self.kd * s[2:4], -1, 1).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
-def _dlqr(A: tuple, B: tuple, Q: tuple, R: float, iters: int = 5000) -> np.ndarray:
-    """Discrete-time LQR gain K (u = -K x) by iterating the Riccati equation; numpy only."""
-    A, B, Q = np.array(A), np.array(B), np.diag(Q)
+def dlqr(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: float, iters: int = 10000) -> np.ndarray:
+    """Discrete-time LQR gain K (u = -K x, single input) by iterating the Riccati equation; numpy only."""
     P = Q.copy()
-    for _ in range(iters):
+    for i in range(iters):
         BtP = B.T @ P
         K = np.linalg.solve(R + BtP @ B, BtP @ A)  # (1, n)
         P_next = Q + A.T @ P @ (A - B @ K)
-        if np.allclose(P_next, P, rtol=0, atol=1e-10):
+        if np.abs(P_next - P).max() <= 1e-9 * np.abs(P).max():
             break
         P = P_next
+    log.debug("dlqr converged in %d iterations", i + 1)
     return K[0]
 
 
@@ -234,7 +238,6 @@ class CartpoleExpert(Policy):
     control step 0.01 s.
     """
 
-    action_dim = 1
     M, m, l, I_cm, g, gear, dt = 1.0, 0.1, 0.5, 0.00942, 9.81, 10.0, 0.01
 
     def __init__(self, k_energy: float = 10.0, k_centre: float = 0.3, catch_cos: float = 0.9):
@@ -252,9 +255,9 @@ class CartpoleExpert(Policy):
         A[2:4, 1] = inv @ np.array([0.0, m * g * l])
         B = np.zeros((4, 1))
         B[2:4, 0] = inv @ np.array([self.gear, 0.0])
-        Ad = np.eye(4) + A * self.dt + A @ A * self.dt**2 / 2  # second-order hold of expm
+        Ad = np.eye(4) + A * self.dt + A @ A * self.dt**2 / 2  # expm(A dt), to second order
         Bd = (np.eye(4) * self.dt + A * self.dt**2 / 2) @ B
-        return _dlqr(tuple(map(tuple, Ad)), tuple(map(tuple, Bd)), (2.0, 20.0, 0.5, 0.5), 1.0)
+        return dlqr(Ad, Bd, Q=np.diag([2.0, 20.0, 0.5, 0.5]), R=1.0)  # angle weighted most
 
     def __call__(self, obs):
         s = np.asarray(obs["state"], dtype=np.float64)
@@ -273,15 +276,14 @@ class PendulumExpert(Policy):
     """Energy pumping with a torque-limited motor, then a PD catch near the top.
 
     Observation: 0 cos(theta), 1 sin(theta) (theta = 0 upright), 2 angular velocity. Model
-    (pendulum.xml): 1 kg at 0.5 m, hinge damping 0.1, torque = action in [-1, 1] N m -- a
-    quarter of what gravity can exert, so the pole must be pumped up over several swings
+    (pendulum.xml): 1 kg at 0.5 m, hinge damping 0.1, torque = action in [-1, 1] N m -- about a
+    fifth of what gravity can exert, so the pole must be pumped up over several swings
     and the PD can hold it only within ~12 degrees of vertical.
     """
 
-    action_dim = 1
     m, l, g, damping = 1.0, 0.5, 9.81, 0.1
 
-    def __init__(self, k_energy: float = 5.0, kp: float = 8.0, kd: float = 1.5, catch_cos: float = 0.97):
+    def __init__(self, k_energy: float = 5.0, kp: float = 15.0, kd: float = 1.5, catch_cos: float = 0.95):
         self.k_energy, self.kp, self.kd, self.catch_cos = k_energy, kp, kd, catch_cos
         self.J = self.m * self.l**2 + 0.4 * self.m * 0.05**2  # point mass plus the sphere's own inertia
 
@@ -292,7 +294,9 @@ class PendulumExpert(Policy):
             u = -self.kp * np.arctan2(sn, c) - self.kd * w
         else:
             energy = 0.5 * self.J * w**2 + self.m * self.g * self.l * (c - 1.0)  # 0 at upright rest
-            u = -self.k_energy * energy * w + self.damping * w  # dE/dt = u w - damping w^2
+            # At rest (every episode starts so) push the way gravity pulls; at the very bottom, either way.
+            direction = np.sign(w) if abs(w) > 1e-3 else (np.sign(sn) or 1.0)
+            u = -self.k_energy * energy * direction + self.damping * w  # dE/dt = u w - damping w^2
         return np.clip([u], -1, 1).astype(np.float32)
 
 
@@ -348,7 +352,7 @@ class DMCPlay(Policy):
     def reset(self, seed=None):
         self.rng = np.random.default_rng(None if seed is None else seed + 7919)
         self._left, self._mode = 0, "pause"
-        self._a = np.zeros_like(self.low)
+        self._a = (self.high + self.low) / 2
         if self.expert is not None:
             self.expert.reset(seed)
 
@@ -363,13 +367,14 @@ class DMCPlay(Policy):
         if self._left <= 0:
             self._new_segment()
         self._left -= 1
-        r, half = self.rng, (self.high - self.low) / 2
+        r, mid, half = self.rng, (self.high + self.low) / 2, (self.high - self.low) / 2
         if self._mode == "smooth":
-            self._a = self._smoothing * self._a + (1 - self._smoothing) * r.uniform(self.low, self.high) * 3
+            # A low-passed random walk; the x3 keeps its spread near the bounds despite the smoothing.
+            self._a = self._smoothing * self._a + (1 - self._smoothing) * (mid + 3 * r.uniform(-half, half))
         elif self._mode == "hold":
             self._a = self._hold
         elif self._mode == "pause":
-            self._a = np.zeros_like(self.low)
+            self._a = mid  # no torque: the suite's bounds are symmetric
         elif self._mode == "random":
             self._a = r.uniform(self.low, self.high)
         else:
@@ -380,13 +385,10 @@ class DMCPlay(Policy):
 
 def play_policy(task: str, noise: float = 0.3, action_spec: ActionSpec | None = None,
                 expert_prob: float = 0.15) -> Policy:
-    """Noisy play for a task. For TASKS the expert is mixed in now and then; other tasks need
-    `action_spec` (the robot's) and get play without an expert."""
+    """Noisy play for any suite task. For TASKS the expert is mixed in now and then; other tasks
+    play without one, within `action_spec` (read from the environment when not given)."""
     expert = expert_policy(task) if task in EXPERTS else None
-    if action_spec is not None:
-        low, high = action_spec.low, action_spec.high
-    elif expert is not None:
-        low, high = (-1.0,) * expert.action_dim, (1.0,) * expert.action_dim  # the suite's bounds for TASKS
-    else:
-        raise UserError(f"play_policy('{task}') needs the robot's action_spec: no built-in expert for it")
-    return DMCPlay(low, high, expert=expert, noise=noise, expert_prob=expert_prob)
+    if action_spec is None:
+        with DMCRobot(task) as robot:  # also rejects an unknown task with the usual message
+            action_spec = robot.action_spec
+    return DMCPlay(action_spec.low, action_spec.high, expert=expert, noise=noise, expert_prob=expert_prob)

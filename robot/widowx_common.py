@@ -1,0 +1,165 @@
+"""What a WidowX action means, shared by our MuJoCo arm (widowx_sim) and the real Interbotix arm.
+
+Action (7-D, one per control tick at FPS = 5 Hz, the Bridge convention):
+    0-2  dx, dy, dz        metres, change of the end-effector point, base frame
+    3-5  droll, dpitch, dyaw  radians, change of the EE roll/pitch/yaw (kinematics.rpy_to_matrix convention)
+    6    gripper           absolute opening, 0 = closed ... 1 = open
+Deltas are added to the *measured* EE pose (xyz + dxyz, rpy + drpy), so an action is exactly the
+difference of consecutive proprioceptive states for the first six entries. The target pose is
+clamped to the Workspace box (position and orientation), solved with the shared IK, and each
+joint's change per tick is capped. numpy only (runs on the robot computer).
+
+The observation "state" (7,) float32 is the same on both arms: EE xyz, EE rpy, gripper opening 0..1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clamkit.robot import kinematics as kin
+from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
+
+FPS = 5.0
+# Per-tick bounds: 5 cm and ~14 deg per 0.2 s (0.25 m/s, 1.25 rad/s) - brisk but safe for a wx250s.
+ACTION_SPEC = ActionSpec(dim=7, low=(-0.05,) * 3 + (-0.25,) * 3 + (0.0,), high=(0.05,) * 3 + (0.25,) * 3 + (1.0,),
+                         semantics="ee_delta_xyz_rpy+gripper")
+OBSERVATION_SPEC = ObservationSpec({"state": ArraySpec((7,), "float32")})
+STATE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+
+# Joint poses (rad; waist, shoulder, elbow, forearm_roll, wrist_angle, wrist_rotate).
+# HOME: ready pose above the middle of the workspace, EE at (0.30, 0, 0.20), gripper pitched 1.2 rad down.
+HOME = np.array([0.0, -0.2233, 0.2940, 0.0, 1.1293, 0.0])
+# SLEEP: Interbotix's folded rest pose for the wx250s (the arm rests on its cradle).
+SLEEP = np.array([0.0, -1.80, 1.55, 0.0, 0.8, 0.0])
+# The largest change of any joint per tick (rad; 4 rad/s, about the XM430 servos' top speed): a far IK
+# branch switch, or a big wrist swing near the wrist singularity, is spread over several ticks.
+MAX_JOINT_STEP = 0.8
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Box the end-effector target is clamped to: position (m, base frame) and roll/pitch/yaw (rad).
+
+    Defaults: a tabletop region (z = 0 is the surface the robot stands on) whose every corner the
+    wx250s reaches with the gripper facing outward and pitched anywhere from 0.4 to 1.2 rad down
+    (tests/robot/test_kinematics.py checks); the steepest pitch, 1.45, misses the far top corners by
+    ~2 cm, where the IK does its best. Pitch stays below pi/2 so roll/pitch/yaw never hit gimbal lock.
+    """
+
+    low: tuple[float, float, float] = (0.18, -0.22, 0.02)
+    high: tuple[float, float, float] = (0.40, 0.22, 0.25)
+    rpy_low: tuple[float, float, float] = (-0.6, 0.4, -1.2)
+    rpy_high: tuple[float, float, float] = (0.6, 1.45, 1.2)
+
+    def __post_init__(self):
+        for name in ("low", "high", "rpy_low", "rpy_high"):
+            v = tuple(float(x) for x in getattr(self, name))
+            if len(v) != 3 or not all(np.isfinite(v)):
+                raise ValueError(f"Workspace.{name} must be 3 finite numbers, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, v)
+        if any(lo >= hi for lo, hi in zip(self.low, self.high)):
+            raise ValueError(f"Workspace.low {self.low} must be below Workspace.high {self.high}")
+        if any(lo > hi for lo, hi in zip(self.rpy_low, self.rpy_high)):
+            raise ValueError(f"Workspace.rpy_low {self.rpy_low} must not exceed rpy_high {self.rpy_high}")
+        if not (-np.pi / 2 < self.rpy_low[1] and self.rpy_high[1] < np.pi / 2):
+            raise ValueError("Workspace pitch bounds must stay inside (-pi/2, pi/2) (gimbal lock)")
+
+    def clamp_xyz(self, xyz) -> np.ndarray:
+        return np.clip(np.asarray(xyz, dtype=float), self.low, self.high)
+
+    def clamp_rpy(self, rpy) -> np.ndarray:
+        return np.clip(kin.wrap_angle(np.asarray(rpy, dtype=float)), self.rpy_low, self.rpy_high)
+
+    def contains(self, xyz, tol: float = 0.0) -> bool:
+        xyz = np.asarray(xyz, dtype=float)
+        return bool(np.all(xyz >= np.asarray(self.low) - tol) and np.all(xyz <= np.asarray(self.high) + tol))
+
+    @property
+    def center(self) -> np.ndarray:
+        return (np.asarray(self.low) + np.asarray(self.high)) / 2
+
+    def to_json(self) -> dict:
+        return {k: list(getattr(self, k)) for k in ("low", "high", "rpy_low", "rpy_high")}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Workspace":
+        return cls(**{k: tuple(v) for k, v in d.items()})
+
+
+DEFAULT_WORKSPACE = Workspace()
+
+
+# ----------------------------------------------------------------------------- gripper
+
+def gripper_to_finger(g: float) -> float:
+    """Opening 0 (closed) .. 1 (open) -> left-finger slide position (m); the right finger mirrors it."""
+    return kin.FINGER_CLOSED + float(np.clip(g, 0.0, 1.0)) * (kin.FINGER_OPEN - kin.FINGER_CLOSED)
+
+
+def finger_to_gripper(finger: float) -> float:
+    """Left-finger position (m) -> opening 0..1."""
+    return float(np.clip((finger - kin.FINGER_CLOSED) / (kin.FINGER_OPEN - kin.FINGER_CLOSED), 0.0, 1.0))
+
+
+def make_state(q, gripper: float) -> np.ndarray:
+    """The 7-D proprioceptive state from the 6 arm joints and the gripper opening."""
+    xyz, rpy = kin.ee_pose(q)
+    return np.concatenate([xyz, rpy, [gripper]]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- action -> joints
+
+@dataclass
+class JointCommand:
+    """The result of applying one action: joint targets to send, and how they were obtained."""
+
+    q: np.ndarray          # (6,) arm joint targets, within limits, at most MAX_JOINT_STEP from the current joints
+    gripper: float         # commanded opening 0..1
+    finger: float          # left-finger target (m); the right finger gets -finger
+    xyz: np.ndarray        # clamped EE position target
+    rpy: np.ndarray        # clamped EE orientation target
+    action: np.ndarray     # (7,) float32, the action as applied: bounds-clipped, deltas shrunk by the workspace clamp
+    ik: kin.IKResult = field(repr=False)
+
+
+def target_pose(xyz, rpy, action, workspace: Workspace = DEFAULT_WORKSPACE) -> tuple[np.ndarray, np.ndarray]:
+    """Measured EE pose + action deltas, clamped to the workspace."""
+    a = np.asarray(action, dtype=float)
+    return workspace.clamp_xyz(np.asarray(xyz) + a[:3]), workspace.clamp_rpy(np.asarray(rpy) + a[3:6])
+
+
+def clamp_action(action, xyz, rpy, workspace: Workspace = DEFAULT_WORKSPACE,
+                 spec: ActionSpec = ACTION_SPEC) -> np.ndarray:
+    """The action, clipped to its bounds, whose target stays inside the workspace (for a safety layer)."""
+    a = np.clip(np.asarray(action, dtype=np.float64), spec.low, spec.high)
+    txyz, trpy = target_pose(xyz, rpy, a, workspace)
+    out = a.copy()
+    out[:3] = txyz - np.asarray(xyz)
+    out[3:6] = kin.wrap_angle(trpy - np.asarray(rpy))
+    return np.clip(out, spec.low, spec.high).astype(np.float32)
+
+
+def action_to_joint_command(q, action, workspace: Workspace = DEFAULT_WORKSPACE,
+                            max_joint_step: float = MAX_JOINT_STEP) -> JointCommand:
+    """Apply one 7-D action at the current arm joints `q`: measured EE pose + deltas -> workspace clamp
+    -> IK (seeded with q, so the arm stays on its branch) -> per-tick joint step cap.
+
+    When the clamped target is out of reach, the IK's best effort is sent (check .ik.success): the arm
+    moves as close as it can instead of freezing.
+    """
+    q = np.asarray(q, dtype=float)
+    a = np.clip(np.asarray(action, dtype=float), ACTION_SPEC.low, ACTION_SPEC.high)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"non-finite action {a}")
+    xyz, rpy = kin.ee_pose(q)
+    txyz, trpy = target_pose(xyz, rpy, a, workspace)
+    ik = kin.solve_ik(txyz, trpy, q0=q, restarts=0)  # no random restarts: stay on the current branch
+    dq = ik.q - q
+    biggest = float(np.max(np.abs(dq)))
+    if biggest > max_joint_step:
+        dq *= max_joint_step / biggest
+    g = float(a[6])
+    applied = np.concatenate([txyz - xyz, kin.wrap_angle(trpy - rpy), [g]]).astype(np.float32)
+    return JointCommand(q=q + dq, gripper=g, finger=gripper_to_finger(g), xyz=txyz, rpy=trpy, action=applied, ik=ik)

@@ -1,0 +1,133 @@
+"""The simulated WidowX 250s: experts solve both tasks, seeds reproduce scenes, the camera is upright,
+the workspace holds, and the generic record loop drives it with the `sim` camera."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco")
+
+from clamkit.dataset import Dataset, DatasetWriter  # noqa: E402
+from clamkit.errors import UserError  # noqa: E402
+from clamkit.robot.base import DeviceNotConnectedError  # noqa: E402
+from clamkit.robot.record import record_episodes  # noqa: E402
+from clamkit.robot.sim_camera import SimCamera  # noqa: E402
+from clamkit.robot.widowx_sim import TASKS, WidowXSimRobot, expert_policy, play_policy  # noqa: E402
+from clamkit.specs import ObservationSpec  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=TASKS)
+def robot(request):
+    r = WidowXSimRobot(task=request.param, max_steps=30)
+    r.connect()
+    yield r
+    r.disconnect()
+
+
+def rollout(robot, policy, seed):
+    policy.reset(seed)
+    obs = robot.reset(seed=seed)
+    states = [obs["state"]]
+    while not robot.episode_done():
+        robot.send_action(policy(obs))
+        obs = robot.get_observation()
+        states.append(obs["state"])
+    return np.stack(states), robot.episode_info()
+
+
+def test_expert_succeeds(robot):
+    wins = [rollout(robot, expert_policy(robot.task, robot), seed)[1]["success"] for seed in range(10)]
+    print(f"{robot.task} expert: {sum(wins)}/10")
+    assert sum(wins) >= 9
+
+
+def test_spec_and_observation(robot):
+    assert robot.name == "widowx-sim" and robot.fps == 5.0
+    assert robot.action_spec.dim == 7 and robot.action_spec.semantics == "ee_delta_xyz_rpy+gripper"
+    obs = robot.reset(seed=0)
+    assert set(obs) == {"state"} and obs["state"].shape == (7,) and obs["state"].dtype == np.float32
+    xyz, rpy = robot.ee_pose()
+    assert np.allclose(obs["state"][:3], xyz, atol=1e-6) and np.allclose(obs["state"][3:6], rpy, atol=1e-6)
+    assert np.linalg.norm(robot.task_state()["ee_pos"] - xyz) < 1e-6  # the MuJoCo site agrees with the FK
+    assert obs["state"][6] > 0.95  # reset opens the gripper
+    robot.send_action(np.array([0, 0, 0, 0, 0, 0, 0.0]))
+    assert robot.get_observation()["state"][6] < 0.05  # 0 = closed within one tick
+
+
+def test_same_seed_same_scene(robot):
+    first = robot.reset(seed=5)["state"], robot.task_state()["target"], robot.render(32, 32)
+    robot.send_action(np.array([0.02, 0.0, -0.02, 0, 0, 0, 1.0]))
+    again = robot.reset(seed=5)["state"], robot.task_state()["target"], robot.render(32, 32)
+    other = robot.reset(seed=6)["state"], robot.task_state()["target"]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.allclose(first[1], other[1])
+
+
+def test_render_is_upright_rgb(robot, tmp_path):
+    robot.reset(seed=0)
+    img = robot.render(128, 96)
+    assert img.shape == (96, 128, 3) and img.dtype == np.uint8
+    # The camera looks down at the table: the bottom of the frame is tan table (red > blue), the top is
+    # the grey floor beyond it and the arm. Upside down, this would be the other way round.
+    bottom, top = img[-24:].astype(float), img[:24].astype(float)
+    warmth = lambda part: (part[..., 0] - part[..., 2]).mean()  # noqa: E731
+    assert warmth(bottom) > 40 and warmth(top) < warmth(bottom) - 20
+
+
+def test_actions_beyond_the_workspace_are_clamped(robot):
+    ws = robot.workspace
+    for push in ([0.05, 0.05, 0.05], [0.05, -0.05, -0.05], [-0.05, 0.05, -0.05]):
+        robot.reset(seed=1)
+        for _ in range(15):
+            sent = robot.send_action(np.array([*push, 0, 0.25, 0, 1.0]))
+            xyz, rpy = robot.ee_pose()
+            assert ws.contains(xyz, tol=0.01), (push, xyz)  # the arm tracks its clamped target within ~1 cm
+            assert rpy[1] <= ws.rpy_high[1] + 0.05
+        target = robot.last_command.xyz
+        assert np.allclose(target, np.clip(target, ws.low, ws.high))
+        assert any(np.isclose(target[i], ws.high[i] if push[i] > 0 else ws.low[i]) for i in range(3))
+        # The returned (recorded) action is what was applied: at the wall, the clamped delta is small.
+        assert np.abs(sent[:3]).min() < 0.02 and sent.dtype == np.float32
+
+
+def test_episode_ends_at_max_steps_and_lifecycle_errors():
+    with pytest.raises(UserError, match="unknown widowx-sim task"):
+        WidowXSimRobot(task="stack-blocks")
+    r = WidowXSimRobot(task="reach-block", max_steps=3)
+    with pytest.raises(DeviceNotConnectedError):
+        r.reset(seed=0)
+    with r:
+        r.reset(seed=0)
+        for _ in range(3):
+            assert not r.episode_done()
+            r.send_action(np.zeros(7, np.float32))
+        assert r.episode_done() and "success" in r.episode_info()
+    assert not r.is_connected
+
+
+def test_play_policy_covers_the_action_space(robot):
+    actions = []
+    for seed in range(3):
+        policy = play_policy(robot.task, robot)
+        policy.reset(seed)
+        obs = robot.reset(seed=seed)
+        for _ in range(robot.max_steps):
+            a = policy(obs)
+            actions.append(robot.send_action(a))
+            obs = robot.get_observation()
+    A = np.stack(actions)
+    lo, hi = np.asarray(robot.action_spec.low), np.asarray(robot.action_spec.high)
+    assert np.all(A >= lo - 1e-6) and np.all(A <= hi + 1e-6)  # float32 rounds 0.05 up by 7e-10
+    assert np.all(A[:, :6].std(0) > 0.1 * np.asarray(robot.action_spec.high[:6]))  # every dimension moves
+    assert {0.0, 1.0} <= set(np.round(A[:, 6], 3))  # opens and closes
+
+
+def test_record_loop_with_sim_camera(tmp_path):
+    with WidowXSimRobot(task="push-button", max_steps=10) as robot, SimCamera(robot, 32, 32) as cam:
+        obs_spec = ObservationSpec(robot.observation_spec.keys | {"image": cam.spec})
+        writer = DatasetWriter(tmp_path / "ds", observation=obs_spec, action=robot.action_spec, fps=robot.fps,
+                               robot=robot.name, task=robot.task)
+        summary = record_episodes(robot, expert_policy(robot.task, robot), writer, 2, camera=cam, max_steps=10,
+                                  progress=False)
+    assert summary["episodes_total"] == 2 and summary["success_rate"] == 1.0
+    ds = Dataset(tmp_path / "ds")
+    assert len(ds) == 2
