@@ -19,7 +19,9 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, debug: bool = False, **kwargs):
-        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        # Our loggers at INFO; third-party libraries (absl, OpenGL, ...) only from WARNING up.
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("clamkit").setLevel(logging.DEBUG if debug else logging.INFO)
         try:
             return fn(*args, **kwargs)
         except UserError as e:
