@@ -6,7 +6,7 @@ gripper opening) computed by the same forward kinematics, 5 Hz. A policy trained
 will see on the real robot, minus the camera's realism.
 
 Tasks (the object a task does not use is parked off the table):
-- reach-block: bring the end-effector point within 3 cm of a 2.5 cm red cube placed at random.
+- reach-block: bring the end-effector point within 3 cm of a 4 cm red cube placed at random.
 - push-button: press a spring-loaded button at a random spot at least 8 mm down (of 15 mm travel).
 
 Experts may read privileged simulator state (task_state()); policies see only state and images.
@@ -32,7 +32,7 @@ SCENE_XML = Path(__file__).with_name("assets") / "widowx_scene.xml"
 TASKS = ("reach-block", "push-button")
 # Where objects are placed (m, base frame), inside the workspace with room for the gripper around them.
 OBJECT_LOW, OBJECT_HIGH = np.array([0.22, -0.16]), np.array([0.38, 0.16])
-BLOCK_HALF = 0.0125
+BLOCK_HALF = 0.02
 REACH_TOLERANCE = 0.03   # EE point to block centre (m)
 PRESS_DEPTH = 0.008      # cap travel (m) that counts as pressed
 CAP_TOP = 0.044          # button cap top above the table when released (housing 0.024 + cap 0.02)
