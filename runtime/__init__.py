@@ -1,1 +1,24 @@
-"""clamkit.runtime"""
+"""clamkit.runtime: run an exported bundle on a robot or in simulation (numpy + onnxruntime only).
+
+    from clamkit.runtime import make_backend, run_loop, evaluate
+    from clamkit.robot.factory import make_robot
+
+    with make_backend("bundles/reach", "auto") as backend:
+        summary = run_loop(make_robot("metaworld:reach-v3"), backend, hz=0, episodes=5)
+
+Never imports torch, clamkit.trainer or clamkit.export (a test checks this in a subprocess).
+"""
+import os
+
+# Headless rendering must be chosen before mujoco is first imported (DESIGN §2).
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from clamkit.runtime.backends import Backend, OrtBackend, TrtBackend, make_backend  # noqa: E402
+from clamkit.runtime.evaluate import evaluate  # noqa: E402
+from clamkit.runtime.loop import ObservationBuilder, Recorder, Subscriber, resize_image, run_loop  # noqa: E402
+from clamkit.runtime.safety import NonFiniteActions, RuntimeFault, SafetyLayer, StaleFrame  # noqa: E402
+from clamkit.runtime.telemetry import Telemetry, format_summary  # noqa: E402
+
+__all__ = ["Backend", "NonFiniteActions", "ObservationBuilder", "OrtBackend", "Recorder", "RuntimeFault", "SafetyLayer",
+           "StaleFrame", "Subscriber", "Telemetry", "TrtBackend", "evaluate", "format_summary", "make_backend",
+           "resize_image", "run_loop"]
