@@ -141,3 +141,8 @@ def test_unknown_version_and_not_a_dataset(tmp_path):
         Dataset(root)
     with pytest.raises(DatasetError, match="no such dataset"):
         Dataset(tmp_path / "nope")
+
+
+def test_meta_json_is_readable_by_others(tmp_path):
+    time_indexed_dataset(tmp_path / "d")
+    assert (tmp_path / "d" / "meta.json").stat().st_mode & 0o044 == 0o044
