@@ -1,0 +1,328 @@
+"""RealSense camera: playback of synthesised recordings (rs.software_device + rs.recorder), the numpy
+resize, a missing device, reconnection (fake pipeline at the boundary), and a real camera when one is plugged in.
+
+Every synthesised frame encodes its index in its pixels (R = k, G = 2k, B = 255 - k; depth = 1000 + k mm)
+and has a border of 255 outside the centre square, so the tests see each frame arrive, in order, in RGB
+order, cropped to the centre and resized.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+
+try:
+    import pyrealsense2 as rs
+except ImportError as e:  # e.g. libusb-1.0.so.0 missing on a bare Debian
+    hint = "; install the Debian package libusb-1.0-0" if "libusb" in str(e) else ""
+    pytest.skip(f"pyrealsense2 is not importable ({e}){hint}", allow_module_level=True)
+
+from clamkit.errors import UserError
+from clamkit.robot import realsense
+from clamkit.robot.realsense import CameraFault, EndOfStream, RealSenseCamera, center_crop, resize_area
+
+W, H, FPS = 64, 48, 30
+MARGIN = (W - H) // 2  # columns outside the centred H x H square
+
+
+def colour_of(k: int) -> np.ndarray:
+    return np.array([k % 256, (2 * k) % 256, 255 - k % 256], np.uint8)
+
+
+def write_recording(path, n: int, depth: bool = False, fmt: str = "rgb8") -> str:
+    """A .db3/.bag with n colour (+ depth) frames made by a software device through rs.recorder."""
+    def intrinsics():
+        i = rs.intrinsics()
+        i.width, i.height, i.ppx, i.ppy, i.fx, i.fy = W, H, W / 2, H / 2, float(W), float(W)
+        i.model, i.coeffs = rs.distortion.none, [0.0] * 5
+        return i
+
+    def stream(kind, uid, bpp, format):
+        vs = rs.video_stream()
+        vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = kind, 0, uid, W, H, FPS, bpp, format
+        vs.intrinsics = intrinsics()
+        return vs
+
+    dev = rs.software_device()
+    dev.register_info(rs.camera_info.name, "clamkit synthetic camera")
+    dev.register_info(rs.camera_info.serial_number, "000000000042")
+    color_sensor = dev.add_sensor("RGB Camera")
+    cprof = color_sensor.add_video_stream(stream(rs.stream.color, 0, 3, getattr(rs.format, fmt)))
+    if depth:
+        depth_sensor = dev.add_sensor("Stereo Module")
+        depth_sensor.add_read_only_option(rs.option.depth_units, 0.001)
+        dprof = depth_sensor.add_video_stream(stream(rs.stream.depth, 1, 2, rs.format.z16))
+        ext = rs.extrinsics()
+        ext.rotation, ext.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
+        dprof.register_extrinsics_to(cprof, ext)
+    recorder = rs.recorder(str(path), dev)
+    sensors = recorder.query_sensors()
+    for s in sensors:
+        s.open(s.get_stream_profiles())
+        s.start(lambda f: None)
+    for k in range(n):
+        img = np.empty((H, W, 3), np.uint8)
+        img[:] = colour_of(k) if fmt == "rgb8" else colour_of(k)[::-1]
+        img[:, :MARGIN] = img[:, W - MARGIN:] = 255
+        ts = (k + 1) * 1000.0 / FPS
+        f = rs.software_video_frame()
+        f.pixels, f.stride, f.bpp, f.timestamp, f.frame_number = img, W * 3, 3, ts, k + 1
+        f.domain, f.profile = rs.timestamp_domain.hardware_clock, cprof.as_video_stream_profile()
+        color_sensor.on_video_frame(f)
+        if depth:
+            g = rs.software_video_frame()
+            g.pixels, g.stride, g.bpp, g.timestamp, g.frame_number = np.full((H, W), 1000 + k, np.uint16), W * 2, 2, ts, k + 1
+            g.domain, g.profile, g.depth_units = rs.timestamp_domain.hardware_clock, dprof.as_video_stream_profile(), 0.001
+            depth_sensor.on_video_frame(g)
+        time.sleep(0.002)
+    for s in sensors:
+        s.stop()
+        s.close()
+    del recorder, sensors  # the file is finalised when the recorder is destroyed
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def colour_db3(tmp_path_factory):
+    return write_recording(tmp_path_factory.mktemp("rs") / "colour.db3", 40)
+
+
+@pytest.fixture(scope="module")
+def depth_db3(tmp_path_factory):
+    return write_recording(tmp_path_factory.mktemp("rs") / "depth.db3", 30, depth=True)  # 2.59 records .db3 only
+
+
+def read_all(cam: RealSenseCamera, delay: float = 0.0) -> list:
+    frames = []
+    with pytest.raises(EndOfStream):
+        while True:
+            frames.append(cam.read())
+            time.sleep(delay)
+    return frames
+
+
+# ----------------------------------------------------------------------------- playback
+
+
+def test_recording_plays_back_every_frame_in_order_resized(colour_db3):
+    with RealSenseCamera(recording=colour_db3, width=16, height=16) as cam:
+        assert cam.spec.shape == (16, 16, 3) and cam.name == "recording"
+        frames = read_all(cam, delay=0.01)  # a slow reader: non-real-time playback waits for it
+        assert cam.end_of_stream
+    assert len(frames) == 40
+    assert [f.index for f in frames] == list(range(1, 41))
+    for k, f in enumerate(frames):
+        assert f.image.shape == (16, 16, 3) and f.image.dtype == np.uint8
+        # every pixel is frame k's colour: RGB order kept, the 255 border cropped away
+        assert (f.image == colour_of(k)).all(), (k, f.image[0, 0])
+        assert f.depth is None
+    ts = np.array([f.timestamp for f in frames])
+    assert (np.diff(ts) > 0).all() and ts[-1] <= time.monotonic()
+
+
+def test_async_read_on_a_recording_is_frame_exact_too(colour_db3):
+    with RealSenseCamera(recording=colour_db3, width=8, height=8) as cam:
+        got = [cam.async_read().image[0, 0, 0] for _ in range(10)]
+    assert got == list(range(10))
+
+
+def test_bgr_recording_is_converted_to_rgb(tmp_path):
+    path = write_recording(tmp_path / "bgr.db3", 5, fmt="bgr8")
+    with RealSenseCamera(recording=path, width=4, height=4) as cam:
+        frames = read_all(cam)
+    assert [tuple(f.image[0, 0]) for f in frames] == [tuple(colour_of(k)) for k in range(5)]
+
+
+def test_depth_is_aligned_to_colour_and_paired(depth_db3):
+    with RealSenseCamera(recording=depth_db3, width=24, height=24, depth=True) as cam:
+        frames = read_all(cam)
+    assert [f.index for f in frames] == list(range(1, 31))  # every pair (rs.pipeline would drop some)
+    for f in frames:
+        k = f.index - 1
+        assert f.image.shape == (24, 24, 3) and (f.image == colour_of(k)).all()
+        assert f.depth.shape == (24, 24) and f.depth.dtype == np.float32
+        valid = f.depth[f.depth > 0]
+        assert valid.size > 0.9 * f.depth.size  # identity extrinsics: (almost) every pixel maps
+        np.testing.assert_allclose(valid, (1000 + k) * 0.001, rtol=1e-5)  # the depth of the same frame
+
+
+def test_squash_instead_of_crop(colour_db3):
+    with RealSenseCamera(recording=colour_db3, width=16, height=12, crop=False) as cam:
+        img = cam.read().image
+    assert img.shape == (12, 16, 3)
+    # 64 -> 16 columns: the 8-column border becomes 2 columns of 255 on each side, kept
+    assert (img[:, :2] == 255).all() and (img[:, 14:] == 255).all() and (img[:, 2:14] == colour_of(0)).all()
+
+
+def test_missing_recording_and_bad_config_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="recording not found") as e:
+        RealSenseCamera(recording=str(tmp_path / "nope.bag")).connect()
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match=r"\.bag or \.db3"):
+        RealSenseCamera(recording=str(tmp_path / "clip.mp4"))
+    with pytest.raises(UserError, match="not both"):
+        RealSenseCamera(serial="123", recording=str(tmp_path / "a.bag"))
+    with pytest.raises(UserError, match="width"):
+        RealSenseCamera(width=0)
+
+
+def test_recording_without_depth_cannot_give_depth(colour_db3):
+    with pytest.raises(UserError, match="cannot stream colour \\+ depth"):
+        RealSenseCamera(recording=colour_db3, depth=True).connect()
+
+
+def test_missing_device_is_one_line():
+    cam = RealSenseCamera(serial="000000000000")
+    with pytest.raises(UserError) as e:
+        cam.connect()
+    assert str(e.value).startswith("no RealSense device found (serial 000000000000)") and "\n" not in str(e.value)
+    assert not cam.is_connected
+
+
+def test_factory_builds_both(colour_db3):
+    from clamkit.robot.factory import make_camera
+
+    cam = make_camera(f"recording:{colour_db3}", None, 32, 24)
+    assert isinstance(cam, RealSenseCamera) and cam.spec.shape == (24, 32, 3) and cam.config.recording == colour_db3
+    live = make_camera("realsense:123456789012", None, 64, 64)
+    assert live.config.serial == "123456789012" and live.config.warmup_frames == 30
+
+
+# ----------------------------------------------------------------------------- numpy resize
+
+
+def test_resize_area_averages_and_keeps_constants():
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    out = resize_area(img, 2, 3)  # integer factors: 2x2 block means
+    np.testing.assert_array_equal(out, (img.reshape(2, 2, 3, 2, 3).mean(axis=(1, 3)) + 0.5).astype(np.uint8))
+    flat = np.full((480, 480, 3), 77, np.uint8)
+    assert (resize_area(flat, 64, 64) == 77).all()  # 7.5x: box weights sum to one
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (480, 640, 3)).astype(np.uint8)
+    small = resize_area(noise, 64, 64)
+    assert small.shape == (64, 64, 3) and abs(small.mean() - noise.mean()) < 1.0
+    assert resize_area(noise, 960, 1280).shape == (960, 1280, 3)  # upscaling works too
+
+
+def test_center_crop_keeps_the_middle():
+    img = np.zeros((480, 640), np.uint8)
+    assert center_crop(img, 64, 64).shape == (480, 480)
+    assert center_crop(img, 90, 160).shape == (360, 640)
+    img[:, 80:560] = 1
+    assert (center_crop(img, 1, 1) == 1).all()
+
+
+# ----------------------------------------------------------------------------- reconnection (fake pipeline)
+
+
+class FakePipeline:
+    """Stands in for rs.pipeline: raises `fail` times (USB link dropped), then returns frames."""
+
+    def __init__(self, fail: int, log: list):
+        self.fail, self.log = fail, log
+
+    def try_wait_for_frames(self, timeout_ms):
+        self.log.append("wait")
+        if self.fail > 0:
+            self.fail -= 1
+            raise RuntimeError("Frame didn't arrive within 1000")
+        time.sleep(0.001)  # a 1 kHz camera: fast, but the reader thread does not spin
+        return True, object()
+
+    def stop(self):
+        self.log.append("stop")
+
+
+def live_camera(monkeypatch, fails: list[int], **config):
+    """A 'live' camera whose pipeline is faked: the i-th (re)start's pipeline fails fails[i] times;
+    a start past the list raises (the device does not come back)."""
+    log: list = []
+    cam = RealSenseCamera(serial="123", warmup_frames=0, reconnect_backoff=0.01, reconnect_backoff_max=0.02, **config)
+    starts = iter(fails)
+    counter = {"frame": 0}
+
+    def start(rs_module):
+        try:
+            n = next(starts)
+        except StopIteration:
+            raise RuntimeError("No device connected") from None
+        log.append("start")
+        cam._pipeline = FakePipeline(n, log)
+
+    def convert(rs_module, frames):
+        counter["frame"] += 1
+        img = np.full((48, 64, 3), counter["frame"] % 256, np.uint8)
+        return realsense._Raw(img, None, time.monotonic(), counter["frame"])
+
+    monkeypatch.setattr(cam, "_find_device", lambda rs_module: "123")
+    monkeypatch.setattr(cam, "_start", start)
+    monkeypatch.setattr(cam, "_convert_frameset", convert)
+    cam.connect()
+    return cam, log
+
+
+def test_dropped_link_reconnects_with_backoff(monkeypatch, caplog):
+    cam, log = live_camera(monkeypatch, [1, 1, 0], width=8, height=8)
+    with caplog.at_level(logging.WARNING, logger="clamkit.robot.realsense"):
+        frame = cam.read()
+    assert frame.index == 1 and frame.image.shape == (8, 8, 3)
+    assert cam.reconnects == 2 and log.count("start") == 3
+    assert "reconnecting" in caplog.text and "back after" in caplog.text
+    cam.disconnect()
+
+
+def test_link_that_stays_down_is_a_clean_fault(monkeypatch):
+    cam, log = live_camera(monkeypatch, [1], max_reconnects=3)
+    t0 = time.monotonic()
+    with pytest.raises(CameraFault) as e:
+        cam.read()
+    assert "not back after 3 reconnect(s)" in str(e.value) and "\n" not in str(e.value)
+    assert time.monotonic() - t0 < 2.0  # bounded: 0.01 + 0.02 + 0.02 s of backoff
+    assert not cam.is_connected
+
+
+def test_async_read_returns_the_newest_frame_without_waiting(monkeypatch):
+    cam, _ = live_camera(monkeypatch, [0], width=8, height=8)
+    try:
+        first = cam.async_read()
+        time.sleep(0.05)  # the reader thread keeps draining the camera meanwhile
+        later = cam.async_read()
+        assert later.index > first.index + 1  # frames in between were skipped: the newest is handed out
+        t0 = time.perf_counter()
+        cam.async_read()
+        assert time.perf_counter() - t0 < 0.05
+        nxt = cam.read()  # read() with the thread running: the next new frame
+        assert nxt.index > later.index
+    finally:
+        cam.disconnect()
+    assert cam._thread is None and not cam.is_connected
+
+
+def test_async_read_surfaces_a_camera_fault(monkeypatch):
+    cam, _ = live_camera(monkeypatch, [3], max_reconnects=0)
+    with pytest.raises(CameraFault):
+        cam.async_read()
+    cam.disconnect()
+
+
+# ----------------------------------------------------------------------------- real hardware
+
+
+def _connected_serials() -> list[str]:
+    try:
+        return [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
+    except RuntimeError:
+        return []
+
+
+@pytest.mark.skipif(not _connected_serials(), reason="no RealSense camera connected")
+def test_real_camera_streams_fresh_frames():
+    with RealSenseCamera(width=64, height=64, depth=True) as cam:
+        frames = [cam.read() for _ in range(10)]
+        assert all(f.image.shape == (64, 64, 3) and f.depth.shape == (64, 64) for f in frames)
+        assert all(b.index > a.index for a, b in zip(frames, frames[1:]))
+        newest = cam.async_read()
+        assert 0 <= time.monotonic() - newest.timestamp < 0.5  # camera-to-host age is plausible
