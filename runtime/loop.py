@@ -330,6 +330,8 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
             telemetry.stop_reason = stop.reason or "completed"
         except KeyboardInterrupt:
             telemetry.stop_reason = "interrupted (SIGINT)"
+        except EOFError as e:  # a recording (recording:PATH camera) ran out of frames: a normal end
+            telemetry.stop_reason = f"end of camera stream ({e})"
         except UserError as e:  # bad setup (SpecMismatch, a dataset that does not match): nothing ran
             fault = e
             telemetry.stop_reason = f"error: {e}"

@@ -140,3 +140,18 @@ def test_overruns_are_counted_and_warned(bundles, caplog):
         s = run_loop(FakeRobot(dim=2, max_steps=1000), SlowBackend(be, 0.03), hz=50, steps=5)
     assert s["missed_deadlines"] == 5 and s["latency_ms"]["infer"]["p50"] >= 25
     assert any("overran" in r.message for r in caplog.records)
+
+
+def test_end_of_a_recorded_camera_stream_is_a_normal_stop(bundles, tmp_path):
+    class EndingCamera(FakeCamera):
+        def read(self):
+            if self._index >= 3:
+                raise EOFError("end of recording")
+            return super().read()
+
+    robot = FakeRobot(dim=2, max_steps=1000)
+    with make_backend(bundles("image", hw=(32, 32))) as be:
+        s = run_loop(robot, be, camera=EndingCamera(32, 32), hz=0, steps=10, record=tmp_path / "rec")
+    assert s["ticks"] == 3 and s["stop_reason"].startswith("end of camera stream")
+    assert robot.go_safe_calls == 1
+    assert len(Dataset(tmp_path / "rec")) == 1
