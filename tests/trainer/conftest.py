@@ -1,0 +1,152 @@
+"""Datasets for the trainer tests: a synthetic linear system, synthetic images, a small MetaWorld recording."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from clamkit.dataset import DatasetWriter  # noqa: E402
+from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec  # noqa: E402
+
+LIN_ACTION = ActionSpec(dim=2, low=(-1, -1), high=(1, 1), semantics="linear:test")
+
+
+def linear_system(seed: int = 0, D: int = 4, A: int = 2):
+    """o_{t+1} = M o_t + B a_t, M a damped rotation pair, B random."""
+    rng = np.random.default_rng(seed)
+    th = 0.3
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    M = 0.97 * np.kron(np.eye(D // 2), rot)
+    B = rng.normal(0, 0.3, (D, A))
+    K = 0.4 * np.linalg.pinv(B) @ M  # a fixed, stabilising linear feedback "expert": a = -K o
+    return M, B, K
+
+
+def write_linear(root, kind: str, episodes: int, T: int = 60, seed: int = 0, labelled: bool = True):
+    """kind="expert": a = clip(-K o); kind="play": a ~ U(-1, 1). Returns the dataset path."""
+    M, B, K = linear_system()
+    D = M.shape[0]
+    w = DatasetWriter(root, observation=ObservationSpec({"state": ArraySpec((D,), "float32")}), action=LIN_ACTION,
+                      fps=10, robot="linear", task="linear")
+    rng = np.random.default_rng(seed + (0 if kind == "expert" else 1000))
+    for _ in range(episodes):
+        o = rng.uniform(-2, 2, D)
+        obs, acts = [o], []
+        for _ in range(T - 1):
+            a = np.clip(-K @ o, -1, 1) if kind == "expert" else rng.uniform(-1, 1, 2)
+            o = M @ o + B @ a
+            obs.append(o)
+            acts.append(a)
+        w.add_episode({"state": np.array(obs, np.float32)}, np.array(acts, np.float32) if labelled else None)
+    return str(root)
+
+
+def write_images(root, kind: str, episodes: int, T: int = 30, size: int = 64, seed: int = 0, labelled: bool = True):
+    """A dot on a dark background moved by a 2-D velocity action (expert: towards the centre; play: random)."""
+    w = DatasetWriter(root, observation=ObservationSpec({"image": ArraySpec((size, size, 3), "uint8")}),
+                      action=LIN_ACTION, fps=10, robot="dot", task="dot")
+    rng = np.random.default_rng(seed + (0 if kind == "expert" else 1000))
+    yy, xx = np.mgrid[0:size, 0:size]
+    for _ in range(episodes):
+        p = rng.uniform(8, size - 8, 2)
+        frames, acts = [], []
+        for t in range(T):
+            img = np.zeros((size, size, 3), np.uint8)
+            img[..., 0] = 255 * np.exp(-((xx - p[0]) ** 2 + (yy - p[1]) ** 2) / 18.0)
+            img[..., 2] = 40
+            frames.append(img)
+            if t == T - 1:
+                break
+            a = np.clip((size / 2 - p) / 8, -1, 1) if kind == "expert" else rng.uniform(-1, 1, 2)
+            p = np.clip(p + 4 * a, 2, size - 2)
+            acts.append(a)
+        w.add_episode({"image": np.stack(frames)}, np.array(acts, np.float32) if labelled else None)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def linear_data(tmp_path_factory):
+    """(unlabelled expert dir with hidden actions, labelled play dir)."""
+    d = tmp_path_factory.mktemp("linear")
+    return write_linear(d / "expert", "expert", 20), write_linear(d / "play", "play", 10)
+
+
+@pytest.fixture(scope="session")
+def image_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    return write_images(d / "expert", "expert", 6), write_images(d / "play", "play", 4)
+
+
+@pytest.fixture(scope="session")
+def metaworld_data(tmp_path_factory):
+    """6 expert + 4 play episodes of 100 steps of reach-v3 (expert actions recorded but hidden from CLAM)."""
+    pytest.importorskip("metaworld")
+    from clamkit.robot.metaworld import ACTION_SPEC, MetaWorldExpert, MetaWorldPlay, MetaWorldRobot
+    from clamkit.robot.record import record_episodes
+
+    d = tmp_path_factory.mktemp("metaworld")
+    out = []
+    for name, policy, n, seed in [("expert", MetaWorldExpert("reach-v3"), 6, 0), ("play", MetaWorldPlay("reach-v3"), 4, 100)]:
+        robot = MetaWorldRobot("reach-v3", max_steps=100)
+        with robot:
+            w = DatasetWriter(d / name, observation=robot.observation_spec, action=ACTION_SPEC, fps=robot.fps,
+                              robot=robot.name, task="reach-v3")
+            record_episodes(robot, policy, w, n, seed=seed, max_steps=100, progress=False)
+        out.append(str(d / name))
+    return tuple(out)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+SMOKE_IMAGE = str(ROOT / "configs" / "smoke-image.yaml")
+
+
+def clam_train(unlabelled, labelled, out, *sets, config=SMOKE, resume=False, check=True):
+    """Run the clam-train CLI in-process (click's CliRunner); returns the click Result."""
+    from click.testing import CliRunner
+
+    from clamkit.trainer.cli import main
+
+    args = ["--config", config, "--unlabelled", unlabelled, "--labelled", labelled, "--out", str(out),
+            "--set", "run.progress=false"]
+    for s in sets:
+        args += ["--set", s]
+    if resume:
+        args.append("--resume")
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    if check:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    """The helpers above for test modules (conftest is not importable under --import-mode=importlib)."""
+    import types
+
+    return types.SimpleNamespace(clam_train=clam_train, write_linear=write_linear, write_images=write_images,
+                                 SMOKE=SMOKE, SMOKE_IMAGE=SMOKE_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def metaworld_play(tmp_path_factory):
+    """20 noisy play episodes of 200 steps of reach-v3 (labelled) and 4 expert episodes."""
+    pytest.importorskip("metaworld")
+    from clamkit.robot.metaworld import ACTION_SPEC, MetaWorldExpert, MetaWorldPlay, MetaWorldRobot
+    from clamkit.robot.record import record_episodes
+
+    d = tmp_path_factory.mktemp("metaworld-play")
+    out = []
+    for name, policy, n, seed in [("expert", MetaWorldExpert("reach-v3"), 4, 0), ("play", MetaWorldPlay("reach-v3"), 20, 1000)]:
+        robot = MetaWorldRobot("reach-v3", max_steps=200)
+        with robot:
+            w = DatasetWriter(d / name, observation=robot.observation_spec, action=ACTION_SPEC, fps=robot.fps,
+                              robot=robot.name, task="reach-v3")
+            record_episodes(robot, policy, w, n, seed=seed, max_steps=200, progress=False)
+        out.append(str(d / name))
+    return tuple(out)

@@ -1,0 +1,136 @@
+"""CLAM: Continuous Latent Action Models (Liang et al., arXiv 2505.04999), DESIGN §3.
+
+Stages (one Stage each, run by engine.run_stages):
+  idm      a small supervised IDM on the labelled play windows (o_{t-1}, o_t, o_{t+1}) -> a_t, held-out
+           early stopping. It is only a reference for model selection (lam.select=disagreement).
+  lam      LAM + joint grounding: z_t = f(o_{t-1}, o_t, o_{t+1}), ô_{t+1} = g(o_{t-1}, o_t, z_t),
+           â_t = d(z_t); loss = MSE(ô_{t+1}, o_{t+1}) + λ MSE(d(z_t), a_t) with the decoder term on a
+           labelled play batch and its gradient flowing into the IDM (no stop-gradient: without it
+           the prototype's drawer-open fell from 0.68 to 0.00 success).
+           Every lam.eval_every steps: probe/decoder_r2 and _mse on held-out play; probe/disagreement,
+           the MSE between CLAM's decoded relabels d(f(w)) and the supervised IDM's on a fixed
+           subsample of unlabelled windows, and — when the unlabelled recording secretly has actions —
+           probe/relabel_mse against them (diagnostic only). Longer LAM training made CLAM worse and
+           the FDM loss cannot tell when, so with lam.select=disagreement the LAM weights with the
+           lowest disagreement are kept: a label-free rule that picked the best checkpoint in the prototype.
+  relabel  the frozen IDM labels every unlabelled window with z_t.
+  policy   latent BC: π(o_t) -> z_t by MSE, held-out selection on unlabelled episodes.
+Deploy: a_t = d(π(o_t)) (deploy.DeployPolicy with the trained policy and decoder).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from clamkit.trainer.common import Common, r2_score
+from clamkit.trainer.engine import Stage
+
+
+class LAMLoss(nn.Module):
+    """Stage-1 objective as one module (so DDP sees one forward per backward)."""
+
+    def __init__(self, idm: nn.Module, fdm: nn.Module, decoder: nn.Module, weight: float, fdm_on_labelled: bool):
+        super().__init__()
+        self.idm, self.fdm, self.decoder = idm, fdm, decoder
+        self.weight, self.fdm_on_labelled = weight, fdm_on_labelled
+
+    def forward(self, wu: torch.Tensor, wl: torch.Tensor, al: torch.Tensor):
+        B = wu.shape[0]
+        w = torch.cat([wu, wl])  # (Bu+Bl, 3, *obs): unlabelled then labelled windows
+        z = self.idm(w)  # (Bu+Bl, Z)
+        zl = z[B:]  # (Bl, Z) latents of the labelled windows
+        if not self.fdm_on_labelled:
+            w, z = w[:B], z[:B]
+        fdm = self.fdm.error(w[:, :2], z, w[:, 2]).mean()  # ô_{t+1} = g(o_{t-1}, o_t, z_t) vs o_{t+1}
+        dec = F.mse_loss(self.decoder(zl).float(), al)  # gradient flows into the IDM: no detach
+        return fdm + self.weight * dec, fdm.detach(), dec.detach()
+
+
+class CLAM(Common):
+    name = "clam"
+    latent = True
+
+    def __init__(self, cfg, data, run):
+        super().__init__(cfg, data, run, policy_out=cfg.model.la_dim, squash=False)
+        Z, A = cfg.model.la_dim, data.action.dim
+        self.idm = self.build("IDM", Z)
+        self.fdm = self.build("FDM", Z)
+        self.decoder, self.policy = self.deploy.decoder, self.deploy.policy
+        self.modules.update(idm=self.idm, fdm=self.fdm)
+        self.use_sidm = cfg.lam.select == "disagreement"
+        if self.use_sidm:
+            self.sidm = self.build("IDM", A, squash=True)
+            self.modules["sidm"] = self.sidm
+        self.stages = self.build_stages()
+
+    def build_stages(self) -> list[Stage]:
+        cfg, d = self.cfg, self.data
+        unl, lab = d.unl, d.lab
+        stages = []
+        # ---- ALGO LOGIC
+        if self.use_sidm:
+            stages.append(self.regression_stage(
+                "idm", self.sidm, lambda ids: self.windows(lab, ids), lambda ids: self.actions(lab, ids),
+                lab.window_ids(d.lab_train), self.lab_val_ids, cfg.idm.steps, cfg.idm.eval_every,
+                cfg.idm.select == "val" and self.has_lab_val, cfg.optim.lr, after=self.sidm_reference))
+
+        self.lam_opt = self.adamw("lam", [{"params": list(self.idm.parameters()) + list(self.fdm.parameters()), "lr": cfg.optim.lr},
+                                          {"params": self.decoder.parameters(), "lr": cfg.optim.decoder_lr}])
+        self.unl_sampler = self.sampler("lam/unlabelled", unl.window_ids(d.unl_train + d.unl_val))
+        self.lab_sampler = self.sampler("lam/labelled", lab.window_ids(d.lab_train))
+        self.lam_loss = self.run.wrap(LAMLoss(self.idm, self.fdm, self.decoder, cfg.lam.weight, cfg.lam.fdm_on_labelled))
+        stages.append(Stage("lam", cfg.lam.steps, self.lam_step, self.lam_evaluate, cfg.lam.eval_every, self.lam_end))
+
+        stages.append(Stage("relabel", 0, end=self.relabel))
+
+        stages.append(self.regression_stage(
+            "policy", self.policy, lambda ids: self.obs(unl, ids), lambda ids: self.extra["relabels"][torch.from_numpy(ids)],
+            unl.window_ids(d.unl_train), self.unl_val_ids, cfg.policy.steps, cfg.policy.eval_every,
+            cfg.policy.select == "val" and self.has_unl_val, cfg.optim.lr, extra_eval=self.policy_probe))
+        return stages
+
+    def sidm_reference(self) -> dict:
+        """After the supervised IDM: its labels for the probe windows are the disagreement reference."""
+        unl = self.data.unl
+        ref = self.batched(lambda ids: self.sidm(self.windows(unl, ids)), self.probe_ids)
+        self.extra["sidm_probe"] = ref
+        return self.relabel_probe(ref, "probe/sidm_relabel", per_dim=True)
+
+    def lam_step(self, i: int) -> dict:
+        unl, lab = self.data.unl, self.data.lab
+        u, l = self.unl_sampler(), self.lab_sampler()
+        wu, wl, al = self.windows(unl, u), self.windows(lab, l), self.actions(lab, l)
+        with self.run.autocast():
+            loss, fdm, dec = self.lam_loss(wu, wl, al)
+        self.update(self.lam_opt, loss, i)
+        return {"losses/lam_total": loss.detach(), "losses/lam_fdm": fdm, "losses/lam_decoder": dec}
+
+    def lam_evaluate(self, i: int) -> dict:
+        unl, lab = self.data.unl, self.data.lab
+        decode = lambda w: self.decoder(self.idm(w))  # noqa: E731  window -> decoded action
+        pred = self.batched(lambda ids: decode(self.windows(lab, ids)), self.lab_val_ids)
+        target = self.actions(lab, self.lab_val_ids)
+        m = {"probe/decoder_mse": F.mse_loss(pred, target).item(), "probe/decoder_r2": r2_score(pred, target)}
+        relabels = self.batched(lambda ids: decode(self.windows(unl, ids)), self.probe_ids)
+        fdm = self.batched(lambda ids: self._fdm_error(self.windows(unl, ids)), self.probe_ids)
+        m["probe/fdm_mse"] = fdm.mean().item()
+        m.update(self.relabel_probe(relabels))
+        if self.use_sidm:
+            m["probe/disagreement"] = F.mse_loss(relabels, self.extra["sidm_probe"]).item()
+            self.keep_best("lam", m["probe/disagreement"], i, {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder})
+        return m
+
+    def _fdm_error(self, w: torch.Tensor) -> torch.Tensor:
+        return self.fdm.error(w[:, :2], self.idm(w), w[:, 2])[:, None]  # (N, 1)
+
+    def lam_end(self) -> dict:
+        return self.restore_best("lam", {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder},
+                                 self.use_sidm, self.cfg.lam.steps)
+
+    def relabel(self) -> dict:
+        self.idm.eval()
+        self.extra["relabels"] = self.relabel_all(self.idm)  # (frames, Z), NaN where no window
+        pred = self.batched(lambda b: self.decoder(self.extra["relabels"][torch.from_numpy(b)]), self.probe_ids)
+        return self.relabel_probe(pred, per_dim=True)

@@ -1,0 +1,202 @@
+"""The training config: one dataclass per section, a docstring under every field (the YAML reference).
+
+Loaded by clamkit.config.load_config from configs/*.yaml plus `--set section.field=value`; the
+resolved config (with derived fields filled, e.g. lam.weight) is saved as RUN/config.yaml and
+stored in every checkpoint and in policy.pt.
+
+Defaults are the state recipe (MetaWorld-like, DESIGN §3). The step counts are deliberately short:
+a prototype found CLAM got *worse* with longer LAM training (500 steps ≈ best, 8000 bad) and the
+FDM loss cannot tell when to stop, so stage 1 keeps the checkpoint where CLAM's decoded relabels
+agree best with a small supervised IDM trained on the labelled play data (`lam.select`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clamkit.errors import ConfigError
+
+ALGOS = ("clam", "bc-play", "bc-expert", "vq", "vpt")
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"config key '{key}': {msg}")
+
+
+def _choice(value: str, key: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, f"{value!r} is not one of {', '.join(choices)}")
+
+
+@dataclass
+class DataConfig:
+    obs: str = "auto"
+    """observation the models read: "state", "image", or "auto" (state when the datasets have it, else image)"""
+    image_size: int = 0
+    """side the images are resized to inside the models, e.g. 64 or 84 (0: the dataset's own size)"""
+    holdout: float = 0.1
+    """fraction of episodes held out (labelled: decoder probe and IDM selection; unlabelled: policy selection)"""
+    probe_windows: int = 2048
+    """fixed subsample of unlabelled windows scored by the disagreement and relabel probes"""
+    storage: str = "auto"
+    """where observations live during training: "ram", "memmap" (read per batch from the dataset files), or "auto" (state: ram; images: ram under 2 GiB)"""
+    std_floor: float = 0.01
+    """state normalisation divides by max(std, std_floor), so constant dimensions stay finite at deploy time"""
+
+    def __post_init__(self):
+        _choice(self.obs, "data.obs", ("auto", "state", "image"))
+        _choice(self.storage, "data.storage", ("auto", "ram", "memmap"))
+        _check(self.image_size == 0 or 16 <= self.image_size <= 512, "data.image_size", "must be 0 or 16..512")
+        _check(0.0 <= self.holdout < 0.9, "data.holdout", "must be in [0, 0.9)")
+        _check(self.probe_windows >= 16, "data.probe_windows", "must be >= 16")
+        _check(self.std_floor > 0, "data.std_floor", "must be > 0")
+
+
+@dataclass
+class ModelConfig:
+    la_dim: int = 8
+    """latent action dimension (continuous for clam, codebook vector size for vq)"""
+    hidden: list[int] = field(default_factory=lambda: [1024, 1024])
+    """state models: MLP hidden widths of the IDM, FDM, policy and supervised IDM"""
+    decoder_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """action decoder d(z) MLP hidden widths"""
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    """pixel models: conv widths, one stride-2 stage each (IDM and policy encoders, U-Net FDM levels)"""
+    image_hidden: list[int] = field(default_factory=lambda: [512])
+    """pixel models: MLP head widths after the conv encoder"""
+
+    def __post_init__(self):
+        _check(1 <= self.la_dim <= 1024, "model.la_dim", "must be in 1..1024")
+        for k in ("hidden", "decoder_hidden", "channels", "image_hidden"):
+            v = getattr(self, k)
+            _check(all(w >= 1 for w in v), f"model.{k}", "widths must be >= 1")
+        _check(len(self.channels) >= 1, "model.channels", "needs at least one stage")
+
+
+@dataclass
+class OptimConfig:
+    batch_size: int = 128
+    """minibatch per rank (unlabelled and labelled batches each have this size)"""
+    lr: float = 3e-4
+    """AdamW learning rate of the IDM, FDM, policies"""
+    decoder_lr: float = 1e-3
+    """AdamW learning rate of the action decoder"""
+    weight_decay: float = 0.01
+    """AdamW weight decay"""
+    grad_clip: float = 1.0
+    """clip the global gradient norm (0: off)"""
+    warmup: int = 50
+    """linear learning-rate warm-up steps at the start of every stage"""
+
+    def __post_init__(self):
+        _check(self.batch_size >= 2, "optim.batch_size", "must be >= 2")
+        _check(self.lr > 0 and self.decoder_lr > 0, "optim.lr", "learning rates must be > 0")
+        _check(self.weight_decay >= 0 and self.grad_clip >= 0 and self.warmup >= 0, "optim", "weight_decay, grad_clip, warmup must be >= 0")
+
+
+@dataclass
+class LAMConfig:
+    steps: int = 1000
+    """stage 1 steps (short on purpose: longer LAM training made CLAM worse in the prototype)"""
+    weight: float | None = None
+    """λ of the decoder term MSE(d(z), a) on labelled play windows (None: 1.0 for state, 0.01 for pixels)"""
+    select: str = "disagreement"
+    """which stage-1 checkpoint to keep: "disagreement" (min disagreement with a supervised IDM; no expert labels) or "last" """
+    eval_every: int = 50
+    """steps between probes (decoder R²/MSE, disagreement, relabel error) and selection candidates"""
+    fdm_on_labelled: bool = True
+    """also train the IDM/FDM reconstruction on the labelled play windows (more coverage)"""
+
+    def __post_init__(self):
+        _check(self.steps >= 1, "lam.steps", "must be >= 1")
+        _check(self.weight is None or self.weight >= 0, "lam.weight", "must be >= 0")
+        _choice(self.select, "lam.select", ("disagreement", "last"))
+        _check(self.eval_every >= 1, "lam.eval_every", "must be >= 1")
+
+
+@dataclass
+class IDMConfig:
+    steps: int = 2000
+    """steps of the supervised IDM on labelled play windows: clam's disagreement reference, vpt's labeller"""
+    eval_every: int = 100
+    """steps between validation passes on held-out play (also used by the vq decoder stage)"""
+    select: str = "val"
+    """"val": keep the step with the lowest held-out error (the early stopping every baseline gets); "last" """
+
+    def __post_init__(self):
+        _check(self.steps >= 1 and self.eval_every >= 1, "idm.steps", "steps and eval_every must be >= 1")
+        _choice(self.select, "idm.select", ("val", "last"))
+
+
+@dataclass
+class PolicyConfig:
+    steps: int = 3000
+    """steps of the final policy: latent BC π(o)->z (clam, vq) or action BC (bc-play, bc-expert, vpt)"""
+    eval_every: int = 250
+    """steps between validation passes on held-out unlabelled episodes (held-out play for bc-play)"""
+    select: str = "val"
+    """"val": keep the policy with the lowest held-out loss; "last" """
+
+    def __post_init__(self):
+        _check(self.steps >= 1 and self.eval_every >= 1, "policy.steps", "steps and eval_every must be >= 1")
+        _choice(self.select, "policy.select", ("val", "last"))
+
+
+@dataclass
+class VQConfig:
+    codes: int = 64
+    """codebook size of the discrete (LAPO-style) baseline"""
+    beta: float = 0.25
+    """commitment loss weight"""
+    decoder_steps: int = 2000
+    """steps of the separately trained decoder (play windows, frozen latents); selected like idm.select"""
+
+    def __post_init__(self):
+        _check(self.codes >= 2, "vq.codes", "must be >= 2")
+        _check(self.beta >= 0, "vq.beta", "must be >= 0")
+        _check(self.decoder_steps >= 1, "vq.decoder_steps", "must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    """seeds python, numpy and torch (and, with the rank, each rank's data sampler)"""
+    device: str = "auto"
+    """"auto" (cuda when available), "cpu", "cuda", "cuda:N" """
+    amp: bool = False
+    """bfloat16 autocast on CUDA (ignored on CPU)"""
+    compile: bool = False
+    """torch.compile the training losses on CUDA (ignored on CPU)"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)"""
+    log_every: int = 25
+    """steps between metrics.jsonl / TensorBoard records"""
+    ckpt_every: int = 500
+    """steps between checkpoints (also written at every stage end)"""
+    deterministic: bool = True
+    """cudnn deterministic, no benchmark autotuning"""
+    progress: bool = True
+    """tqdm progress bar"""
+
+    def __post_init__(self):
+        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "run.device",
+               f"{self.device!r} is not auto, cpu, cuda or cuda:N")
+        _check(self.log_every >= 1 and self.ckpt_every >= 1, "run.log_every", "log_every and ckpt_every must be >= 1")
+        _check(self.threads >= 0, "run.threads", "must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    algo: str = "clam"
+    """clam | bc-play (BC on play labels) | bc-expert (oracle: BC on the unlabelled set's hidden labels) | vq (discrete LAPO-style latent) | vpt (supervised IDM relabels, then BC)"""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    lam: LAMConfig = field(default_factory=LAMConfig)
+    idm: IDMConfig = field(default_factory=IDMConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    vq: VQConfig = field(default_factory=VQConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        _choice(self.algo, "algo", ALGOS)
