@@ -24,6 +24,7 @@ class SimCamera(Camera):
         return self._connected
 
     def connect(self) -> None:
+        self.robot.render(self.width, self.height)  # warm-up: the renderer's set-up is not a frame's cost
         self._connected = True
 
     def read(self) -> Frame:

@@ -18,6 +18,7 @@ and the report is written. Faults are re-raised afterwards; an interrupt is not.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import signal
 import threading
@@ -224,8 +225,10 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
              telemetry: Telemetry | None = None, *, dry_run: bool = False, report: str | Path | None = None,
              subscribers: list[Subscriber] | None = None, report_extra: dict | None = None,
              disconnect: bool = True, on_episode=None) -> dict:
-    """Run `backend`'s policy on `robot` for `episodes` episodes (default 1) of at most `steps` ticks
-    (default: until robot.episode_done() or Ctrl-C). Episode i starts with robot.reset(seed + i).
+    """Run `backend`'s policy on `robot`. Episode i starts with robot.reset(seed + i) and ends at
+    robot.episode_done(). With `episodes`: that many episodes, each capped at `steps` ticks if given.
+    With `steps` alone: `steps` ticks in all, starting a new episode whenever one ends (so
+    `clam-run --steps 200` really runs 200 ticks). With neither: one episode.
 
     safety: a SafetyLayer, or a dict of SafetyLayer.for_robot options (built after connect(), since
     some robots know their action spec only once connected); default SafetyLayer.for_robot(robot).
@@ -238,6 +241,7 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
     hz = float(hz)
     if hz < 0:
         raise ValueError("hz must be >= 0 (0 = as fast as possible)")
+    total_mode = episodes is None and steps is not None  # `steps` counts ticks over all episodes
     n_episodes = 1 if episodes is None else int(episodes)
     telemetry = telemetry or Telemetry(hz)
     telemetry.hz = hz
@@ -271,9 +275,11 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
             log.info("running %s on %s%s at %s, %s episode(s)%s%s", backend.name, robot.name,
                      f" + camera {camera.name}" if camera else "", f"{hz:g} Hz" if hz else "max rate", n_episodes,
                      f" of <= {steps} steps" if steps else "", " [DRY RUN: nothing is sent]" if dry_run else "")
-            for ep in range(n_episodes):
-                if stop.requested:
+            warm = False
+            for ep in itertools.count() if total_mode else range(n_episodes):
+                if stop.requested or (total_mode and telemetry.ticks >= steps):
                     break
+                limit = steps - telemetry.ticks if total_mode else steps
                 ep_seed = seed + ep
                 moved = True
                 robot.reset(seed=ep_seed)
@@ -281,9 +287,12 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
                 for s in subs:
                     s.on_episode_start(ep, ep_seed)
                 episode_open = True
+                if not warm:  # lazy inference set-up must not cost the first tick its deadline
+                    backend.infer({k: np.zeros(v.shape, v.dtype) for k, v in meta.observation.keys.items()})
+                    warm = True
                 t = 0
                 deadline = time.perf_counter() + period
-                while (steps is None or t < steps) and not stop.requested:
+                while (limit is None or t < limit) and not stop.requested:
                     t0 = time.perf_counter()
                     frame = camera.async_read() if camera is not None else None
                     if frame is not None:
@@ -293,6 +302,7 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
                     t1 = time.perf_counter()
                     raw = backend.infer(policy_obs)
                     t2 = time.perf_counter()
+                    safety.check_inference(t2 - t1)
                     action = safety(raw, robot)
                     if stop.requested:
                         break  # Ctrl-C arrived during inference: do not send
@@ -308,13 +318,15 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
                     if period:
                         now = time.perf_counter()
                         if now > deadline:
-                            missed = True
+                            missed, late = True, now - deadline
                             if overruns_logged < 5 or (telemetry.missed + 1) % 100 == 0:
                                 log.warning("tick %d overran its %.1f ms budget by %.1f ms", telemetry.ticks,
                                             period * 1e3, (now - deadline) * 1e3)
                                 overruns_logged += 1
                             deadline = now  # re-anchor: do not burst to catch up
                     telemetry.tick(t2 - t1, t3 - t0, age, missed)
+                    if missed:
+                        safety.check_overrun(late)
                     if robot.episode_done():
                         break
                     if period:

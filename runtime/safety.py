@@ -9,6 +9,11 @@ Per tick, in this order:
      position from robot.ee_pose() + Δxyz) into the box (count).
 And before a tick uses a camera frame: a frame older than `max_frame_age` raises StaleFrame,
 which stops the run (the loop then sends nothing more and moves the robot to its safe pose).
+Two timing watchdogs, off unless set (clam-run sets an inference timeout by default): an inference
+slower than `infer_timeout` raises InferenceTimeout before its (late) action is sent, and a tick that
+ends more than `max_overrun` seconds past its deadline raises TickOverrun. The inference is not run on
+a separate thread, so a backend that never returns is not interrupted (the arm holds its last
+target; Ctrl-C twice aborts): the timeout fires when it returns.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ class StaleFrame(RuntimeFault):
 
 class NonFiniteActions(RuntimeFault):
     """The policy produced NaN/Inf for too many ticks in a row, or on a tick with nothing to hold."""
+
+
+class InferenceTimeout(RuntimeFault):
+    """backend.infer took longer than the configured timeout (a stalled GPU, a swapped-out process)."""
+
+
+class TickOverrun(RuntimeFault):
+    """A tick ended later than its deadline by more than the configured slack."""
 
 
 def delta_mask(semantics: str, dim: int) -> np.ndarray:
@@ -90,6 +103,9 @@ class SafetyLayer:
     ee_delta_scale: metres (and radians) per unit of Δ action; 1.0 when actions are already in metres.
     max_frame_age: seconds after which a camera frame is stale (a fault), None = off.
     max_nonfinite_streak: consecutive NaN/Inf ticks tolerated (holding) before it is a fault.
+    infer_timeout: seconds one inference may take before it is a fault (InferenceTimeout), None = off.
+    max_overrun: seconds a tick may end past its deadline before it is a fault (TickOverrun), None = off
+        (overruns are then only counted and warned about).
     """
 
     action_spec: ActionSpec
@@ -98,6 +114,8 @@ class SafetyLayer:
     ee_delta_scale: float = 1.0
     max_frame_age: float | None = 0.5
     max_nonfinite_streak: int = 5
+    infer_timeout: float | None = None
+    max_overrun: float | None = None
     counters: SafetyCounters = field(default_factory=SafetyCounters)
 
     def __post_init__(self):
@@ -113,6 +131,10 @@ class SafetyLayer:
             self.max_delta = np.broadcast_to(np.asarray(self.max_delta, np.float32), (spec.dim,))
             if (self.max_delta <= 0).any():
                 raise ValueError("max_delta must be positive")
+        for name in ("infer_timeout", "max_overrun"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive (or None for off), got {v}")
         self._prev: np.ndarray | None = None
         self._streak = 0
 
@@ -146,6 +168,17 @@ class SafetyLayer:
             raise StaleFrame(f"camera frame {getattr(frame, 'index', '?')} is {age * 1e3:.0f} ms old "
                              f"(limit {self.max_frame_age * 1e3:.0f} ms); camera stalled?")
         return age
+
+    def check_inference(self, seconds: float) -> None:
+        """Inference watchdog: raises InferenceTimeout when one inference took longer than infer_timeout."""
+        if self.infer_timeout is not None and seconds > self.infer_timeout:
+            raise InferenceTimeout(f"inference took {seconds * 1e3:.0f} ms (timeout {self.infer_timeout * 1e3:.0f} ms); "
+                                   "its action was not sent")
+
+    def check_overrun(self, late: float) -> None:
+        """Tick watchdog: raises TickOverrun when a tick ended more than max_overrun seconds past its deadline."""
+        if self.max_overrun is not None and late > self.max_overrun:
+            raise TickOverrun(f"tick ended {late * 1e3:.0f} ms past its deadline (limit {self.max_overrun * 1e3:.0f} ms)")
 
     def __call__(self, action: np.ndarray, robot=None) -> np.ndarray:
         """Filter one raw action; `robot` (for ee_pose()) is needed only with a workspace box."""

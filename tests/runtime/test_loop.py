@@ -155,3 +155,14 @@ def test_end_of_a_recorded_camera_stream_is_a_normal_stop(bundles, tmp_path):
     assert s["ticks"] == 3 and s["stop_reason"].startswith("end of camera stream")
     assert robot.go_safe_calls == 1
     assert len(Dataset(tmp_path / "rec")) == 1
+
+
+def test_steps_alone_counts_ticks_over_episodes(bundles):
+    robot = FakeRobot(dim=2, max_steps=30)
+    with make_backend(bundles("state")) as be:
+        s = run_loop(robot, be, hz=0, steps=70, seed=3)
+    assert s["ticks"] == 70 and robot.resets == [3, 4, 5]
+    robot = FakeRobot(dim=2, max_steps=30)
+    with make_backend(bundles("state")) as be:
+        s = run_loop(robot, be, hz=0, steps=10, episodes=2)  # with --episodes, --steps caps each episode
+    assert s["ticks"] == 20 and robot.resets == [0, 1]
