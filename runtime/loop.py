@@ -272,9 +272,10 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
                 subs.insert(0, Recorder(record, robot, camera, fps=hz or meta.fps or robot.fps,
                                         info={"source": "clam-run", "bundle": report_extra.get("bundle") if report_extra else None,
                                               "backend": backend.name, "dry_run": dry_run}))
-            log.info("running %s on %s%s at %s, %s episode(s)%s%s", backend.name, robot.name,
-                     f" + camera {camera.name}" if camera else "", f"{hz:g} Hz" if hz else "max rate", n_episodes,
-                     f" of <= {steps} steps" if steps else "", " [DRY RUN: nothing is sent]" if dry_run else "")
+            length = f"{steps} ticks" if total_mode else f"{n_episodes} episode(s)" + (f" of <= {steps} steps" if steps else "")
+            log.info("running %s on %s%s at %s, %s%s", backend.name, robot.name,
+                     f" + camera {camera.name}" if camera else "", f"{hz:g} Hz" if hz else "max rate", length,
+                     " [DRY RUN: nothing is sent]" if dry_run else "")
             warm = False
             for ep in itertools.count() if total_mode else range(n_episodes):
                 if stop.requested or (total_mode and telemetry.ticks >= steps):
