@@ -48,6 +48,18 @@ class LAMLoss(nn.Module):
         return fdm + self.weight * dec, fdm.detach(), dec.detach()
 
 
+class DecodedPolicy(nn.Module):
+    """o -> d(π(o)) with the decoder frozen: only π is registered, so only π is optimised and saved."""
+
+    def __init__(self, policy: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.policy = policy
+        object.__setattr__(self, "_decoder", decoder)  # not a submodule: outside the optimiser and DDP
+
+    def forward(self, o: torch.Tensor) -> torch.Tensor:
+        return self._decoder(self.policy(o))  # (B, D) -> (B, Z) -> (B, A)
+
+
 class CLAM(Common):
     name = "clam"
     latent = True
@@ -85,8 +97,12 @@ class CLAM(Common):
 
         stages.append(Stage("relabel", 0, end=self.relabel))
 
+        if cfg.policy.space == "action":  # match what is deployed, d(π(o)), to the decoded relabel d(z)
+            model, target = DecodedPolicy(self.policy, self.decoder), "decoded"
+        else:
+            model, target = self.policy, "relabels"
         stages.append(self.regression_stage(
-            "policy", self.policy, lambda ids: self.obs(unl, ids), lambda ids: self.extra["relabels"][torch.from_numpy(ids)],
+            "policy", model, lambda ids: self.obs(unl, ids), lambda ids: self.extra[target][torch.from_numpy(ids)],
             unl.window_ids(d.unl_train), self.unl_val_ids, cfg.policy.steps, cfg.policy.eval_every,
             cfg.policy.select == "val" and self.has_unl_val, cfg.optim.lr, extra_eval=self.policy_probe))
         return stages
@@ -132,5 +148,8 @@ class CLAM(Common):
     def relabel(self) -> dict:
         self.idm.eval()
         self.extra["relabels"] = self.relabel_all(self.idm)  # (frames, Z), NaN where no window
+        if self.cfg.policy.space == "action":
+            with torch.no_grad():
+                self.extra["decoded"] = self.decoder(self.extra["relabels"])  # (frames, A), NaN where no window
         pred = self.batched(lambda b: self.decoder(self.extra["relabels"][torch.from_numpy(b)]), self.probe_ids)
         return self.relabel_probe(pred, per_dim=True)

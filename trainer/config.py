@@ -136,10 +136,14 @@ class PolicyConfig:
     """steps between validation passes on held-out unlabelled episodes (held-out play for bc-play)"""
     select: str = "val"
     """"val": keep the policy with the lowest held-out loss; "last" """
+    space: str = "latent"
+    """latent policies (clam): "latent" regresses π(o) on the relabel z (the paper); "action" regresses
+    the deployed d(π(o)) on the decoded relabel d(z) through the frozen decoder (still label-free)"""
 
     def __post_init__(self):
         _check(self.steps >= 1 and self.eval_every >= 1, "policy.steps", "steps and eval_every must be >= 1")
         _choice(self.select, "policy.select", ("val", "last"))
+        _choice(self.space, "policy.space", ("latent", "action"))
 
 
 @dataclass
@@ -183,6 +187,7 @@ class RunConfig:
                f"{self.device!r} is not auto, cpu, cuda or cuda:N")
         _check(self.log_every >= 1 and self.ckpt_every >= 1, "run.log_every", "log_every and ckpt_every must be >= 1")
         _check(self.threads >= 0, "run.threads", "must be >= 0")
+        _check(0 <= self.seed < 2**32, "run.seed", "must be in 0 .. 2**32-1 (numpy's seed range)")
 
 
 @dataclass

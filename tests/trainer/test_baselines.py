@@ -42,3 +42,19 @@ def test_lam_selection_by_disagreement_vs_last(linear_data, tmp_path, helpers):
     last = json.loads((tmp_path / "l" / "summary.json").read_text())["metrics"]
     assert d["select/lam_step"] in (50, 100, 150, 200) and "select/lam_score" in d
     assert last["select/lam_step"] == 200 and "probe/disagreement" not in last
+
+
+def test_latent_policy_in_action_space_trains_only_the_policy(linear_data, tmp_path, helpers):
+    """policy.space=action regresses d(π(o)) on d(z) through the frozen decoder: the decoder is untouched."""
+    expert, play = linear_data
+    steps = ["lam.steps=60", "idm.steps=60", "lam.eval_every=20", "lam.select=last"]
+    helpers.clam_train(expert, play, tmp_path / "lat", *steps, "policy.steps=60")
+    helpers.clam_train(expert, play, tmp_path / "act", *steps, "policy.steps=60", "policy.space=action")
+    lat, _ = load_policy(tmp_path / "lat" / "policy.pt")
+    act, _ = load_policy(tmp_path / "act" / "policy.pt")
+    for a, b in zip(lat.decoder.state_dict().values(), act.decoder.state_dict().values()):
+        assert torch.equal(a, b)  # same seed, same stage 1: the action-space stage 3 never moved the decoder
+    assert any(not torch.equal(a, b) for a, b in zip(lat.policy.state_dict().values(), act.policy.state_dict().values()))
+    metrics = json.loads((tmp_path / "act" / "summary.json").read_text())["metrics"]
+    base = json.loads((tmp_path / "lat" / "summary.json").read_text())["metrics"]
+    assert metrics["probe/policy_action_mse"] <= 1.5 * base["probe/policy_action_mse"] + 0.01
