@@ -149,7 +149,7 @@ def main() -> None:
     a.eval_episodes = 40
     a.config = {"metaworld": "configs/metaworld-state.yaml", "dmc": "configs/dmc-state.yaml"}
     if a.quick:
-        a.config = {"metaworld": "configs/bench-quick.yaml", "dmc": "configs/bench-quick.yaml"}
+        a.config = {"metaworld": "configs/metaworld-state-quick.yaml", "dmc": "configs/metaworld-state-quick.yaml"}
         a.eval_episodes = 20
     a.seeds = a.seeds or (1 if a.quick else 2)
     tasks = a.tasks or (METAWORLD[:4] if a.quick else METAWORLD + DMC)
