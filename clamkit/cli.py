@@ -1,4 +1,11 @@
-"""Shared CLI plumbing: one error style for every clam-* command."""
+"""Shared CLI plumbing: one error style for every clam-* command.
+
+    UserError (bad file, flag, config value)        -> "error: <one line>", exit 2
+    OSError (full disk, unwritable --out, EACCES)   -> "error: <file>: <reason>", exit 2
+    KeyboardInterrupt (Ctrl-C)                      -> "error: interrupted", exit 130
+    anything else is a bug: Python's traceback, exit 1.
+--debug (or CLAMKIT_DEBUG=1) re-raises, so every case shows its traceback.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +34,18 @@ def handle_errors(fn):
         except UserError as e:
             if debug or os.environ.get("CLAMKIT_DEBUG"):
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
             sys.exit(2)
+        except OSError as e:  # the file system said no; nothing the code can fix, nothing a traceback explains
+            if debug or os.environ.get("CLAMKIT_DEBUG"):
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"error: {where}{e.strerror or e} (--debug shows where)", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            if debug or os.environ.get("CLAMKIT_DEBUG"):
+                raise
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
 
     return debug_option(wrapper)

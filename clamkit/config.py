@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tempfile
@@ -75,10 +76,16 @@ def _check_value(tp, value, key: str):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads "3e-4" as a string; accept it where a float is wanted
+            value = float(value)  # YAML 1.1 reads "3e-4" as a string; accept it where a float is wanted
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ConfigError(f"config key '{key}': {value!r} is too large") from None
+            if not math.isfinite(value):  # .nan/.inf: no field means "infinite"; NaN would slip past every bound check
+                raise ConfigError(f"config key '{key}': {value!r} is not a finite number")
+            return value
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -130,7 +137,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw
     return key, value
 
@@ -179,15 +186,31 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | tupl
             d = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not a text file ({e.reason} at byte {e.start})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
         if not isinstance(d, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
-        from_dict(cls, d)  # validate the file alone first, so errors name the file's keys
+        try:
+            from_dict(cls, d)  # validate the file alone first, so errors name the file and its keys
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
     echo = []
     for text in overrides:
-        key, value = parse_override(text)
-        old, new = apply_override(cls, d, key, value)
+        try:
+            key, value = parse_override(text)
+            old, new = apply_override(cls, d, key, value)
+        except ConfigError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith("--set") else f"--set {text}: {msg}") from None
         echo.append(f"override {key}: {old!r} -> {new!r}")
-    return from_dict(cls, d), echo
+    try:
+        return from_dict(cls, d), echo
+    except ConfigError as e:  # a combination of the file and the overrides (each was valid on its own)
+        raise ConfigError(f"{path or 'defaults'} with --set {' '.join(overrides)}: {e}") from None
 
 
 def save_config(cfg, path: str | Path) -> None:

@@ -10,28 +10,57 @@ observations has T-1 actions and action[t] sits between obs[t] and obs[t+1].
 
 Writes are atomic: an episode is written under a temporary name and renamed into place, then
 meta.json is replaced (temp file + os.replace). A recording killed mid-episode leaves a valid
-dataset holding the completed episodes. Reads memory-map every array, so random window access
-never loads the whole dataset.
+dataset holding the completed episodes; reopening it for writing removes the leftovers (a temp
+directory, or an episode directory renamed into place just before meta.json listed it). Reads
+memory-map every array, so random window access never loads the whole dataset.
+
+Validation is in two tiers. Opening a Dataset checks everything that costs no data reads: meta.json's
+types and values, and each array's header (shape, dtype, file size). The contents are checked by
+`verify_episode` (contents vs the crc32 recorded at write time, NaN/Inf in float arrays), which reads
+every byte: the trainer calls it for the episodes it loads and `clam-record info` for all of them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from clamkit.errors import DatasetError
-from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
+from clamkit.errors import DatasetError, UserError
+from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec, json_dict, json_float, json_int, json_list, json_str
+
+log = logging.getLogger(__name__)
 
 FORMAT = "clamkit-dataset"
 VERSION = 1
 ACTION = "action"
+RESERVED = ("index", "length", "labelled", "crc32")  # episode table fields the writer owns
+STATS_FIELDS = ("mean", "std", "min", "max", "sum", "sumsq")
+
+
+def read_json(path: Path, error: type[UserError] = DatasetError):
+    """Parse a JSON file; any read or parse failure is `error` naming the file (one line)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise error(f"{path}: not valid JSON (nested too deeply)") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def array_crc32(a: np.ndarray) -> int:
+    """crc32 of an array's bytes in C order (what meta.json records per episode file)."""
+    return zlib.crc32(np.ascontiguousarray(a).data) & 0xFFFFFFFF
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -134,9 +163,14 @@ class DatasetWriter:
                          "info": info or {}, "stats": {}, "episodes": []}
             self.stats = {}
             write_json_atomic(self.root / "meta.json", self.meta)  # an empty dataset is a valid one
-        # Leftovers of a killed write are not episodes; remove them.
+        # Leftovers of a killed write are not episodes; remove them: temp directories, and an episode
+        # directory renamed into place by a writer killed before meta.json listed it.
         for tmp in (self.root / "episodes").glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
+        for d in (self.root / "episodes").iterdir():
+            if d.name.isdigit() and int(d.name) >= len(self.meta["episodes"]):
+                log.warning("%s: not in meta.json (a recording was killed while adding it); removing it", d)
+                shutil.rmtree(d, ignore_errors=True)
 
     def __len__(self) -> int:
         return len(self.meta["episodes"])
@@ -144,6 +178,8 @@ class DatasetWriter:
     def add_episode(self, obs: dict[str, np.ndarray], actions: np.ndarray | None = None, **episode_info) -> int:
         """Write one episode: obs[key] is (T, *shape); actions (T-1, dim) or None (unlabelled)."""
         lengths = {k: len(v) for k, v in obs.items()}
+        if set(episode_info) & set(RESERVED):
+            raise DatasetError(f"episode info may not set {sorted(set(episode_info) & set(RESERVED))} (the writer owns them)")
         if set(obs) != set(self.observation.keys):
             raise DatasetError(f"episode has keys {sorted(obs)}, dataset expects {sorted(self.observation.keys)}")
         T = next(iter(lengths.values()))
@@ -179,7 +215,8 @@ class DatasetWriter:
 
         for k, a in arrays.items():
             self.stats.setdefault(k, RunningStats()).update(a if a.ndim > 1 else a[:, None])
-        entry = {"index": index, "length": T, "labelled": actions is not None}
+        entry = {"index": index, "length": T, "labelled": actions is not None,
+                 "crc32": {k: array_crc32(a) for k, a in arrays.items()}}
         entry.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in episode_info.items()})
         self.meta["episodes"].append(entry)
         self.meta["stats"] = {k: s.to_json() for k, s in self.stats.items()}
@@ -207,39 +244,57 @@ class Dataset:
             raise DatasetError(f"{self.root}: no such dataset directory")
         if not meta_path.is_file():
             raise DatasetError(f"{meta_path}: not found; is {self.root} a clamkit dataset?")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DatasetError(f"{meta_path}: not valid JSON ({e})") from None
-        self.meta = meta
+        self.meta = read_json(meta_path)
         try:
             self._parse_meta()
         except DatasetError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise DatasetError(f"{meta_path}: malformed ({type(e).__name__}: {e})") from None
         self._episodes = [self._open_episode(e) for e in self.meta["episodes"]]
 
     def _parse_meta(self) -> None:
+        """Check every field of meta.json for type and value (ValueError/DatasetError on the first problem)."""
         m, path = self.meta, self.root / "meta.json"
         if not isinstance(m, dict) or m.get("format") != FORMAT:
             raise DatasetError(f"{path}: not a clamkit dataset (format is {m.get('format') if isinstance(m, dict) else type(m).__name__!r})")
-        if m.get("version") != VERSION:
+        if type(m.get("version")) is not int or m["version"] != VERSION:
             raise DatasetError(f"{path}: dataset format version {m.get('version')!r} is not supported (this clamkit reads {VERSION})")
-        self.observation = ObservationSpec.from_json(m["observation"])
+        self.observation = ObservationSpec.from_json(m.get("observation"))
         if not self.observation.keys:
             raise DatasetError(f"{path}: no observation keys")
-        self.action = ActionSpec.from_json(m["action"]) if m.get("action") else None
-        self.fps = float(m["fps"])
-        for i, e in enumerate(m["episodes"]):
-            if e.get("index") != i or int(e["length"]) < 2:
-                raise DatasetError(f"{path}: episode table entry {i} is malformed: {e}")
+        self.action = ActionSpec.from_json(m["action"]) if m.get("action") is not None else None
+        self.fps = json_float(m.get("fps"), "fps", positive=True)
+        json_str(m.get("robot"), "robot")
+        json_str(m.setdefault("task", ""), "task")
+        json_dict(m.setdefault("info", {}), "info")
+        widths = {k: (s.shape[-1] if s.shape else 1) for k, s in self.observation.keys.items()}
+        if self.action is not None:
+            widths[ACTION] = self.action.dim
+        for k, st in json_dict(m.setdefault("stats", {}), "stats").items():
+            if k not in widths:
+                raise ValueError(f"stats for unknown key {k!r}")
+            json_dict(st, f"stats '{k}'")
+            if json_int(st.get("count", 0), f"stats '{k}' count", minimum=0):
+                for f in STATS_FIELDS:
+                    v = json_list(st.get(f), f"stats '{k}' {f}")
+                    if len(v) != widths[k]:
+                        raise ValueError(f"stats '{k}' {f} has {len(v)} entries, expected {widths[k]}")
+                    for x in v:
+                        json_float(x, f"stats '{k}' {f}")
+        for i, e in enumerate(json_list(m.get("episodes"), "episodes")):
+            if not isinstance(e, dict) or type(e.get("index")) is not int or e["index"] != i \
+                    or type(e.get("length")) is not int or e["length"] < 2 or type(e.get("labelled")) is not bool:
+                raise DatasetError(f"{path}: episode table entry {i} is malformed (needs index {i}, length >= 2, labelled "
+                                   f"true/false): {str(e)[:200]}")
             if e["labelled"] and self.action is None:
                 raise DatasetError(f"{path}: episode {i} is labelled but the dataset has no action spec")
+            for k, c in json_dict(e.get("crc32", {}), f"episode {i} crc32").items():
+                json_int(c, f"episode {i} crc32 of {k!r}", minimum=0)
 
     def _open_episode(self, e: dict) -> dict[str, np.ndarray]:
         d = self.root / "episodes" / f"{e['index']:06d}"
-        T = int(e["length"])
+        T = e["length"]
         want = {k: (T, *s.shape, s.dtype) for k, s in self.observation.keys.items()}
         if e["labelled"]:
             want[ACTION] = (T - 1, self.action.dim, "float32")
@@ -250,14 +305,39 @@ class Dataset:
                 raise DatasetError(f"{f}: missing")
             try:
                 a = np.load(f, mmap_mode="r", allow_pickle=False)
-            except (ValueError, OSError, EOFError) as err:
-                raise DatasetError(f"{f}: unreadable or truncated ({err})") from None
+            except Exception as err:  # noqa: BLE001 - numpy's header parser also raises tokenize.TokenError, SyntaxError, ...
+                raise DatasetError(f"{f}: unreadable or truncated ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+            if not isinstance(a, np.ndarray):
+                raise DatasetError(f"{f}: not a .npy array file")
             if a.shape != tuple(shape):
                 raise DatasetError(f"{f}: shape {a.shape}, meta.json says {tuple(shape)}")
             if a.dtype != np.dtype(dtype):
                 raise DatasetError(f"{f}: dtype {a.dtype}, meta.json says {dtype}")
             arrays[k] = a
         return arrays
+
+    def episode_file(self, i: int, key: str) -> Path:
+        return self.root / "episodes" / f"{i:06d}" / f"{key}.npy"
+
+    def verify_episode(self, i: int, keys: Iterable[str] | None = None) -> None:
+        """Read episode i's arrays (all, or `keys`) in full: their bytes must match the crc32 recorded at
+        write time (datasets written before checksums have none) and float arrays must be finite.
+        DatasetError naming the file otherwise. Costs one pass over the data."""
+        crcs = self.episodes[i].get("crc32", {})
+        for k in (self._episodes[i] if keys is None else keys):
+            a = self._episodes[i].get(k)
+            if a is None:
+                continue
+            f = self.episode_file(i, k)
+            try:
+                if k in crcs and array_crc32(a) != crcs[k]:
+                    raise DatasetError(f"{f}: contents do not match the crc32 in meta.json (corrupted or edited); "
+                                       "re-record the episode or restore the file")
+                if a.dtype.kind == "f" and not np.isfinite(a).all():
+                    bad = np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0]
+                    raise DatasetError(f"{f}: contains NaN or Inf (first at step {bad}); re-record the episode or restore the file")
+            except OSError as e:  # the file shrank or vanished under the memory map
+                raise DatasetError(f"{f}: cannot be read ({e})") from None
 
     # -- basic access
 
@@ -326,8 +406,8 @@ class Dataset:
 
     def summary(self) -> dict:
         eps = self.episodes
-        succ = [e["success"] for e in eps if "success" in e]
-        rets = [e["return"] for e in eps if "return" in e]
+        succ = [e["success"] for e in eps if isinstance(e.get("success"), (bool, int, float))]
+        rets = [e["return"] for e in eps if isinstance(e.get("return"), (int, float))]
         out = {"episodes": len(eps), "steps": self.num_steps, "labelled": sum(e["labelled"] for e in eps)}
         if succ:
             out["success_rate"] = float(np.mean(succ))

@@ -131,7 +131,8 @@ def widowx_sim(task, max_steps, policy_name, **kw):
 @click.argument("dataset", type=click.Path())
 @handle_errors
 def info(dataset):
-    """Validate a dataset and print its summary (episodes, steps, success rate).
+    """Validate a dataset (meta.json, every array's header and contents: checksums, NaN/Inf) and print its
+    summary (episodes, steps, success rate).
 
     \b
     Example:
@@ -140,6 +141,8 @@ def info(dataset):
     from clamkit.dataset import Dataset
 
     ds = Dataset(dataset)
+    for i in range(len(ds)):
+        ds.verify_episode(i)
     click.echo(json.dumps(ds.summary() | {"robot": ds.meta["robot"], "task": ds.meta["task"],
                                           "observation": ds.observation.to_json(), "fps": ds.fps}))
 

@@ -41,6 +41,12 @@ _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(d
                "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (onnxruntime's span several), shortened."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Backend(abc.ABC):
     """Runs the bundle's policy graph on one observation at a time."""
 
@@ -100,7 +106,7 @@ class OrtBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            raise BundleError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            raise BundleError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {_one_line(e)})") from None
         self.provider = self.session.get_providers()[0]
         self.name = f"ort:{self.provider.replace('ExecutionProvider', '').lower()}"
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -117,14 +123,23 @@ class OrtBackend(Backend):
             dtype = _ORT_DTYPES.get(inputs[key].type)
             if dtype is None:
                 raise BundleError(f"{path}: input '{key}' has unsupported type {inputs[key].type}")
-            if np.dtype(dtype) != np.dtype(spec.dtype):
-                log.warning("%s: input '%s' is %s in the graph but %s in clam.json; casting to the graph's",
-                            path, key, np.dtype(dtype), spec.dtype)
+            if np.dtype(dtype) != np.dtype(spec.dtype):  # the exporter checks this; casting would garble the values
+                raise BundleError(f"{path}: input '{key}' is {np.dtype(dtype)} in the graph but {spec.dtype} in "
+                                  f"{self.bundle / 'clam.json'}; re-export the bundle")
             self._feeds[key] = np.zeros((1, *spec.shape), dtype)  # (1, *shape)
+        # The first runs allocate arenas (kept out of the control loop's first tick) and prove that the graph
+        # takes clam.json's shapes and returns (1, action dim): a graph that disagrees fails here, not mid-run.
+        for _ in range(max(warmup, 1)):
+            try:
+                out = self.session.run(self._outputs, self._feeds)[0]
+            except Exception as e:  # onnxruntime's own exception types (InvalidArgument, Fail, ...)
+                raise BundleError(f"{path}: the graph does not accept the observation spec in {self.bundle / 'clam.json'} "
+                                  f"({type(e).__name__}: {_one_line(e)})") from None
+            if np.shape(out) != (1, self.meta.action.dim):
+                raise BundleError(f"{path}: the graph returns actions of shape {list(np.shape(out))} at batch 1, "
+                                  f"{self.bundle / 'clam.json'} says [1, {self.meta.action.dim}]; re-export the bundle")
         log.info("onnxruntime %s: provider %s (available: %s), %d intra-op thread(s)", ort.__version__,
                  self.provider, ", ".join(available), so.intra_op_num_threads)
-        for _ in range(warmup):  # first runs allocate arenas; keep that out of the control loop's first tick
-            self.session.run(self._outputs, self._feeds)
 
     def infer(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         for key, buf in self._feeds.items():

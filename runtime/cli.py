@@ -77,13 +77,17 @@ recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 
               help="Largest change of any action dimension between ticks (default: off).")
 @click.option("--max-frame-age", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
               help="Seconds after which a camera frame is stale and the run stops.")
+@click.option("--infer-timeout", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Seconds one inference may take; a slower one stops the run before its action is sent.")
+@click.option("--max-overrun", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a tick may end past its deadline before the run stops (default: overruns are only counted).")
 @click.option("--robot-opt", multiple=True, metavar="KEY=VALUE", help="Robot constructor option (repeatable), e.g. max_steps=200.")
 @click.option("--camera-opt", multiple=True, metavar="KEY=VALUE", help="Camera constructor option (repeatable).")
 @click.option("--live-every", type=click.IntRange(min=0), default=None,
               help="Ticks between live log lines (default: about every 5 s; 0 = never).")
 @handle_errors
 def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, record, report, backend, dry_run,
-             max_delta, max_frame_age, robot_opt, camera_opt, live_every):
+             max_delta, max_frame_age, infer_timeout, max_overrun, robot_opt, camera_opt, live_every):
     """Run a bundle's policy on a robot in a fixed-rate loop."""
     from clamkit.robot.factory import make_camera, make_robot
 
@@ -96,7 +100,8 @@ def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, reco
     with make_backend(bundle, backend, meta=meta) as be:
         try:
             summary = run_loop(rob, be, camera=cam, hz=hz, steps=steps, episodes=episodes, seed=seed, record=record,
-                               safety={"max_delta": max_delta, "max_frame_age": max_frame_age}, telemetry=tel,
+                               safety={"max_delta": max_delta, "max_frame_age": max_frame_age, "infer_timeout": infer_timeout,
+                                       "max_overrun": max_overrun}, telemetry=tel,
                                dry_run=dry_run, report=report, report_extra={"bundle": str(bundle)})
         except UserError:
             raise

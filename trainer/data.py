@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,10 @@ class FrameStore:
         off = np.asarray(offsets, np.int64)
         if self.frames is not None:
             idx = torch.from_numpy(ids[:, None] + off[None]).to(self.frames.device)  # (N, K)
-            return self.frames[idx].to(self.device, non_blocking=True)
+            # index_select on the flat ids, not frames[idx]: the same rows, ~9x faster for image frames on
+            # the CPU (advanced indexing copies 64x64x3 uint8 rows element-wise; benchmarks/throughput.py).
+            rows = self.frames.index_select(0, idx.reshape(-1))  # (N*K, *shape)
+            return rows.reshape(*idx.shape, *self.frames.shape[1:]).to(self.device, non_blocking=True)  # (N, K, *shape)
         ep = np.searchsorted(self.starts, ids, side="right") - 1
         t = ids - self.starts[ep]
         out = np.stack([self._arrays[e][tt + off] for e, tt in zip(ep, t)])  # (N, K, *shape) from memmaps
@@ -196,6 +200,16 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
     if not lab_eps:
         raise UserError(f"{', '.join(str(d.root) for d in lab_ds)}: no labelled episodes (record play data with actions)")
 
+    # Contents, once: crc32 against meta.json and NaN/Inf, naming the episode file. Opening a Dataset reads only
+    # headers (it is memory-mapped); this pass reads every byte the training will use, once.
+    t0, seen = time.perf_counter(), set()
+    for ds, i in unl_eps + lab_eps:
+        if (str(ds.root), i) not in seen:
+            seen.add((str(ds.root), i))
+            ds.verify_episode(i, (key, "action"))
+    if time.perf_counter() - t0 > 1.0:
+        log.info("verified %d episodes in %.1f s", len(seen), time.perf_counter() - t0)
+
     if cfg.data.storage == "auto":
         total = sum(ds.episodes[i]["length"] for ds, i in unl_eps + lab_eps) * int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
         in_memory = key == "state" or total < IN_MEMORY_BUDGET
@@ -227,6 +241,9 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
     low, high = np.asarray(action.low, np.float32), np.asarray(action.high, np.float32)
     if not (np.isfinite(low).all() and np.isfinite(high).all()) or (high - low <= 0).any():
         s = merge_stats(ds.stats["action"] for ds in actions if "action" in ds.stats)
+        if not s.get("count"):
+            raise UserError(f"{lab_ds[0].root}: the action bounds are not finite and meta.json has no action statistics "
+                            "to normalise with; record the data again or set finite bounds in meta.json")
         lo, hi = np.asarray(s["min"], np.float32), np.asarray(s["max"], np.float32)
         pad = np.maximum(0.05 * (hi - lo), 1e-3)
         low = np.where(np.isfinite(low), low, lo - pad)

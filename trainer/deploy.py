@@ -139,10 +139,13 @@ def save_policy(path: str | Path, policy: DeployPolicy, meta: dict, samples: dic
     return path
 
 
-def _read(path: str | Path) -> dict:
+def _file(path: str | Path) -> Path:
     path = Path(path)
-    if path.is_dir():
-        path = path / POLICY_NAME
+    return path / POLICY_NAME if path.is_dir() else path
+
+
+def _read(path: str | Path) -> dict:
+    path = _file(path)
     if not path.is_file():
         hint = " (training has not finished; resume it with --resume)" if (path.parent / "checkpoint.pt").is_file() else ""
         raise UserError(f"{path}: no trained policy here{hint}")
@@ -164,13 +167,21 @@ def load_policy(path: str | Path) -> tuple[DeployPolicy, dict]:
     action (ActionSpec.to_json()), fps, la_dim, algo, provenance {config, dataset_fingerprint, code_version}.
     """
     blob = _read(path)
-    policy = DeployPolicy(blob["arch"])
-    policy.load_state_dict(blob["state_dict"])
+    try:
+        policy = DeployPolicy(blob["arch"])
+        policy.load_state_dict(blob["state_dict"])
+        meta = dict(blob["meta"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:  # RuntimeError: load_state_dict's mismatch
+        raise UserError(f"{_file(path)}: malformed policy file ({type(e).__name__}: {' '.join(str(e).split())[:300]}); "
+                        "re-run clam-train or restore the file") from None
     policy.eval()
-    return policy, dict(blob["meta"])
+    return policy, meta
 
 
 def sample_observations(path: str | Path, n: int) -> dict[str, np.ndarray]:
     """Up to n recorded training observations per input key (raw dtype), e.g. for an export parity check."""
     blob = _read(path)
-    return {k: v[:n].numpy() for k, v in blob["samples"].items()}
+    try:
+        return {k: v[:n].numpy() for k, v in blob["samples"].items()}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{_file(path)}: malformed policy file (samples: {type(e).__name__}: {e})") from None

@@ -78,6 +78,15 @@ class Algorithm:
         self.extra = d["extra"]
 
 
+def _step_of(line: str) -> float:
+    """The step of a metrics.jsonl record; inf for a torn or foreign line (a write cut off by a kill), so it is dropped."""
+    try:
+        rec = json.loads(line)
+        return rec.get("step", 0) if isinstance(rec, dict) and isinstance(rec.get("step", 0), int) else float("inf")
+    except ValueError:
+        return float("inf")
+
+
 def _rng_state() -> dict:
     """Every global RNG as plain Python values (they travel through all_gather_object and weights_only loads)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -156,9 +165,9 @@ class Run:
             ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
         except Exception as e:  # noqa: BLE001
             raise UserError(f"{self.ckpt_path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
-        if ckpt.get("format") != CKPT_FORMAT:
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
             raise UserError(f"{self.ckpt_path}: not a clamkit checkpoint")
-        if ckpt["world_size"] != self.world:
+        if ckpt.get("world_size") != self.world:
             raise UserError(f"{self.ckpt_path}: was written by {ckpt['world_size']} process(es); resume with the same --nproc-per-node")
         return ckpt
 
@@ -166,10 +175,12 @@ class Run:
         """Rank 0: create RUN/, write config.yaml, open metrics.jsonl (truncated to `global_step` on resume) and TensorBoard."""
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for tmp in self.out.glob(f".{CKPT_NAME}.*.tmp"):  # a checkpoint write killed half-way; never the checkpoint
+                tmp.unlink(missing_ok=True)
             save_config(cfg, self.out / "config.yaml")
             path = self.out / "metrics.jsonl"
             if path.exists():  # drop records logged after the checkpoint we resume from; they will be redone
-                keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= global_step]
+                keep = [ln for ln in path.read_text(errors="replace").splitlines() if _step_of(ln) <= global_step]
                 path.write_text("".join(ln + "\n" for ln in keep))
             self.metrics_file = open(path, "a")
             try:
@@ -189,17 +200,32 @@ class Run:
         blob = {"format": CKPT_FORMAT, "version": 1, "algo": algo.name, "config": to_dict(self.cfg), "stage": stage,
                 "step": step, "global_step": global_step, "world_size": self.world, "algo_state": algo.state_dict(),
                 "per_rank": per_rank, "fingerprint": self.fingerprint, "elapsed": time.perf_counter() - self.t0}
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{CKPT_NAME}.", suffix=".tmp")
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{CKPT_NAME}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 torch.save(blob, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.ckpt_path)
+        except OSError as e:  # a full disk, a quota: the previous checkpoint is untouched
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            kept = f"the previous checkpoint ({self._ckpt_desc()}) is intact" if self.ckpt_path.is_file() else "no checkpoint was kept"
+            raise UserError(f"{self.ckpt_path}: could not write the checkpoint at global step {global_step} "
+                            f"({e.strerror or e}); {kept}: free space and re-run with --resume") from None
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _ckpt_desc(self) -> str:
+        try:
+            c = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+            return f"stage {c['stage']} step {c['step']}"
+        except Exception:  # noqa: BLE001 - only for the message
+            return "unreadable"
 
     def restore(self, algo: Algorithm, ckpt: dict) -> None:
         algo.load_state_dict(ckpt["algo_state"])

@@ -309,7 +309,7 @@ def test_ctrl_c_in_the_runtime_loop_stops_sending_and_goes_safe(monkeypatch):
     from clamkit.specs import ArraySpec, ObservationSpec
 
     class CtrlCBackend(Backend):
-        """Moves +x; presses Ctrl-C during the 4th inference."""
+        """Moves +x; presses Ctrl-C during the 4th tick's inference (call 5: the loop warms up first)."""
 
         name = "ctrl-c"
 
@@ -320,7 +320,7 @@ def test_ctrl_c_in_the_runtime_loop_stops_sending_and_goes_safe(monkeypatch):
 
         def infer(self, obs):
             self.calls += 1
-            if self.calls == 4:
+            if self.calls == 5:
                 signal.raise_signal(signal.SIGINT)
             return np.array([0.01, 0, 0, 0, 0, 0, 1.0], np.float32)
 
