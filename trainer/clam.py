@@ -129,8 +129,8 @@ class CLAM(Common):
         pred = self.batched(lambda ids: decode(self.windows(lab, ids)), self.lab_val_ids)
         target = self.actions(lab, self.lab_val_ids)
         m = {"probe/decoder_mse": F.mse_loss(pred, target).item(), "probe/decoder_r2": r2_score(pred, target)}
-        relabels = self.batched(lambda ids: decode(self.windows(unl, ids)), self.probe_ids)
-        fdm = self.batched(lambda ids: self._fdm_error(self.windows(unl, ids)), self.probe_ids)
+        out = self.batched(lambda ids: self._probe(self.windows(unl, ids)), self.probe_ids)  # (N, A+1)
+        relabels, fdm = out[:, :-1], out[:, -1]
         m["probe/fdm_mse"] = fdm.mean().item()
         m.update(self.relabel_probe(relabels))
         if self.use_sidm:
@@ -138,8 +138,10 @@ class CLAM(Common):
             self.keep_best("lam", m["probe/disagreement"], i, {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder})
         return m
 
-    def _fdm_error(self, w: torch.Tensor) -> torch.Tensor:
-        return self.fdm.error(w[:, :2], self.idm(w), w[:, 2])[:, None]  # (N, 1)
+    def _probe(self, w: torch.Tensor) -> torch.Tensor:
+        """Decoded relabel and FDM error of each window from one IDM pass: (N, A+1)."""
+        z = self.idm(w)  # (N, Z)
+        return torch.cat([self.decoder(z).float(), self.fdm.error(w[:, :2], z, w[:, 2])[:, None]], 1)
 
     def lam_end(self) -> dict:
         return self.restore_best("lam", {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder},

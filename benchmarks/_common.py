@@ -1,0 +1,138 @@
+"""What benchmarks/latency.py and benchmarks/throughput.py share: the machine record, resumable
+result files, synthetic datasets, and percentile helpers. Not a benchmark itself.
+
+Result files hold {"machine": ..., "cells": {key: {...}}, ...}; a cell is one measurement, written
+as soon as it is done, so an interrupted run picks up where it stopped (finished cells are skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clamkit.dataset import DatasetWriter, write_json_atomic
+from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+# The MetaWorld v3 action (robot/metaworld.py ACTION_SPEC), spelled out so the benchmarks need no metaworld install.
+METAWORLD_ACTION = ActionSpec(dim=4, low=(-1,) * 4, high=(1,) * 4, semantics="metaworld:xyz+gripper")
+
+
+def machine() -> dict:
+    """CPU model, cores, library versions: what a reader needs to compare numbers across machines."""
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "?"
+    out = {"cpu": cpu, "cores": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+           "python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
+    for mod in ("torch", "onnxruntime", "onnx", "mujoco"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            out[mod] = None
+    try:
+        import torch
+
+        out["torch_threads_default"] = torch.get_num_threads()
+        out["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return out
+
+
+def load() -> list[float]:
+    """1/5/15-minute load averages: other work on the machine makes every figure noisier."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def stats_ms(seconds) -> dict:
+    """p50/p90/p99/max/mean in ms of a list of durations in seconds."""
+    a = np.asarray(seconds, np.float64) * 1e3
+    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 4), "p90": round(float(np.percentile(a, 90)), 4),
+            "p99": round(float(np.percentile(a, 99)), 4),
+            "max": round(float(a.max()), 4), "mean": round(float(a.mean()), 4)}
+
+
+class Results:
+    """A resumable JSON result file: cells keyed by name, saved after every cell."""
+
+    def __init__(self, path: Path, meta: dict, redo: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        old = json.loads(self.path.read_text()) if self.path.exists() and not redo else {}
+        self.data = dict(meta) | {"machine": machine(), "cells": old.get("cells", {})}
+
+    def have(self, key: str) -> bool:
+        return key in self.data["cells"]
+
+    def __getitem__(self, key: str) -> dict:
+        return self.data["cells"][key]
+
+    def put(self, key: str, cell: dict) -> dict:
+        self.data["cells"][key] = cell | {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "loadavg": load()}
+        self.save()
+        return cell
+
+    def save(self) -> None:
+        write_json_atomic(self.path, plain(self.data))
+
+
+def plain(x):
+    """numpy scalars and arrays -> Python values (json cannot write np.bool_ or np.float32)."""
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+# ----------------------------------------------------------------------------- synthetic datasets
+
+
+def synthetic_dataset(root: Path, obs: ObservationSpec, action: ActionSpec, episodes: int, T: int,
+                      labelled: bool, seed: int, fps: float = 10.0) -> Path:
+    """A dataset with the given specs whose content is meaningless but well-formed: states follow a
+    random linear system, images are random pixels. For speed measurements only (weights trained on
+    it are noise). Written once; an existing complete dataset is reused."""
+    root = Path(root)
+    meta = root / "meta.json"
+    if meta.exists() and len(json.loads(meta.read_text())["episodes"]) >= episodes:
+        return root
+    w = DatasetWriter(root, observation=obs, action=action, fps=fps, robot="synthetic", task="benchmark")
+    rng = np.random.default_rng(seed)
+    lo, hi = np.asarray(action.low, np.float32), np.asarray(action.high, np.float32)
+    for _ in range(len(w), episodes):
+        a = rng.uniform(lo, hi, (T - 1, action.dim)).astype(np.float32)  # (T-1, A)
+        arrays = {}
+        for key, spec in obs.keys.items():
+            if spec.dtype == "uint8":
+                arrays[key] = rng.integers(0, 256, (T, *spec.shape), dtype=np.uint8)  # (T, H, W, 3)
+            else:
+                (D,) = spec.shape
+                B = rng.normal(0, 0.1, (action.dim, D))
+                x = np.cumsum(np.concatenate([rng.normal(0, 1, (1, D)), a @ B + rng.normal(0, 0.01, (T - 1, D))]), 0)
+                arrays[key] = x.astype(spec.dtype)  # (T, D) random walk driven by the actions
+        w.add_episode(arrays, a if labelled else None)
+    return root
+
+
+def state_spec(dim: int) -> ObservationSpec:
+    return ObservationSpec({"state": ArraySpec((dim,), "float32")})
+
+
+def image_spec(size: int) -> ObservationSpec:
+    return ObservationSpec({"image": ArraySpec((size, size, 3), "uint8")})
