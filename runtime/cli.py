@@ -21,6 +21,10 @@ EXIT_FAULT, EXIT_INTERRUPTED = 1, 130
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# clam-record seeds episode i with seed + i from 0: evaluate on seeds no recording used by default.
+EVAL_SEED = 100_000
+
+
 def parse_opts(items: tuple[str, ...], flag: str) -> dict:
     """("max_steps=100", "state=false") -> {"max_steps": 100, "state": False} (values parsed as YAML)."""
     out = {}
@@ -65,7 +69,8 @@ recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 
 @click.option("--camera-size", default=None, metavar="WxH", help="Camera resolution (default: the bundle's image size).")
 @click.option("--hz", type=click.FloatRange(min=0), default=None,
               help="Control rate; 0 = as fast as possible. Default: the bundle's rate (5 Hz for WidowX bundles).")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Step limit per episode (default: until the episode ends).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Ticks in all, new episodes starting as episodes end; with --episodes, the limit per episode.")
 @click.option("--episodes", type=click.IntRange(min=1), default=None, help="Number of episodes (default 1).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Episode i is reset with seed + i.")
 @click.option("--record", type=click.Path(file_okay=False), default=None, help="Append the episodes to this dataset directory.")
@@ -132,7 +137,8 @@ evaluated with the same --seed see the same episodes.""")
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.option("--env", required=True, metavar="ENV", help="metaworld:TASK | dmc:DOMAIN-TASK | widowx-sim:TASK | fake")
 @click.option("--episodes", type=click.IntRange(min=1), default=40, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Episode i is reset with seed + i.")
+@click.option("--seed", type=int, default=EVAL_SEED, show_default=True,
+              help="Episode i is reset with seed + i (default: far from clam-record's seeds, so scenes are unseen in training).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
 @click.option("--video", type=click.Path(file_okay=False), default=None, help="Write one GIF per episode into this directory.")
 @click.option("--camera", default=None, metavar="CAMERA", help="sim (default for image bundles) | none.")

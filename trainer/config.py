@@ -162,6 +162,26 @@ class VQConfig:
 
 
 @dataclass
+class EvalConfig:
+    episodes: int = 0
+    """after training, export RUN/bundle and run it in simulation through the runtime loop (clam-eval's
+    code path: the same loop the robot runs) over this many seeded episodes; 0 = off"""
+    env: str = ""
+    """metaworld:TASK | dmc:DOMAIN-TASK | widowx-sim:TASK; "" = the first unlabelled dataset's robot and task"""
+    seed: int = 100_000
+    """episode i uses seed + i (far from clam-record's seeds, so the scenes are unseen in training)"""
+    max_steps: int = 0
+    """steps per episode; 0 = the first unlabelled episode's length (the horizon the policy was shown)"""
+
+    def __post_init__(self):
+        _check(self.episodes >= 0, "eval.episodes", "must be >= 0")
+        _check(self.max_steps >= 0, "eval.max_steps", "must be >= 0")
+        _check(0 <= self.seed < 2**31, "eval.seed", "must be in 0 .. 2**31-1")
+        _check(self.env == "" or self.env.partition(":")[0] in ("metaworld", "dmc", "widowx-sim", "fake"), "eval.env",
+               f"{self.env!r} is not metaworld:TASK, dmc:DOMAIN-TASK or widowx-sim:TASK")
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     """seeds python, numpy and torch (and, with the rank, each rank's data sampler)"""
@@ -201,6 +221,7 @@ class TrainConfig:
     idm: IDMConfig = field(default_factory=IDMConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     vq: VQConfig = field(default_factory=VQConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):

@@ -35,7 +35,8 @@ from clamkit.trainer.vpt import VPT
 log = logging.getLogger(__name__)
 ALGOS = {"clam": CLAM, "bc-play": BCPlay, "bc-expert": BCExpert, "vq": LAPO, "vpt": VPT}
 SAMPLES = 64  # recorded observations stored in policy.pt for the exporter's parity check
-RESUME_MAY_CHANGE = {"run.progress", "run.threads", "run.log_every"}
+RESUME_MAY_CHANGE = {"run.progress", "run.threads", "run.log_every", "eval.episodes", "eval.env", "eval.seed",
+                     "eval.max_steps"}
 
 
 def code_version() -> str:
@@ -120,10 +121,32 @@ def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resu
             samples = {data.key: data.unl.get(ids, (0,))[:, 0].cpu().numpy()}
             deploy = algo.deploy
             save_policy(out / POLICY_NAME, _cpu_copy(deploy), meta, samples)
+            if cfg.eval.episodes:
+                summary["eval"] = evaluate_in_sim(cfg, out, unlabelled[0])
+                score = {k: summary["eval"][k] for k in ("success_rate", "mean_return") if k in summary["eval"]}
+                run.log(result["global_step"], {f"eval/{k}": v for k, v in score.items()}, "eval")
+                summary["metrics"].update({f"eval/{k}": v for k, v in score.items()})
             write_json_atomic(out / "summary.json", summary)
         return summary
     finally:
         run.close()
+
+
+def evaluate_in_sim(cfg, out: Path, unlabelled: str) -> dict:
+    """Export RUN/bundle and evaluate it with clamkit.runtime.evaluate — the robot's loop, not a second one."""
+    from clamkit.dataset import Dataset
+    from clamkit.export.exporter import export_run
+    from clamkit.runtime.evaluate import evaluate
+
+    ds = Dataset(unlabelled)
+    robot, task = ds.meta["robot"], ds.meta["task"]
+    env = cfg.eval.env or (robot if ":" in robot or not task else f"{robot}:{task}")
+    steps = cfg.eval.max_steps or max(ds.episodes[0]["length"] - 1, 1)
+    export_run(out, out / "bundle")
+    r = evaluate(out / "bundle", env, episodes=cfg.eval.episodes, seed=cfg.eval.seed, max_steps=steps)
+    log.info("eval on %s over %d episodes: %s", env, cfg.eval.episodes,
+             ", ".join(f"{k} {r[k]:.3f}" for k in ("success_rate", "mean_return") if k in r))
+    return {k: r[k] for k in ("success_rate", "mean_return", "latency_ms") if k in r} | {"env": env, "episodes": cfg.eval.episodes}
 
 
 def _cpu_copy(deploy):
