@@ -57,8 +57,9 @@ def record(env: str, task: str, kind: str, episodes: int, steps: int, seed: int)
 
 def cell(env: str, task: str, method: str, seed: int, a) -> dict:
     """Train, export and evaluate one (task, method, seed)."""
-    expert = record(env, task, "expert", a.expert_episodes, a.steps, seed=1000)
-    play = record(env, task, "play", a.play_episodes, a.steps, seed=2000)
+    steps = a.steps if env == "metaworld" else 1000  # dm_control: full 1000-step episodes, as evaluated
+    expert = record(env, task, "expert", a.expert_episodes, steps, seed=1000)
+    play = record(env, task, "play", a.play_episodes, steps, seed=2000)
     variant = f"{method}-s{seed}" + (f"-{a.name}" if a.set else "")  # --set variants get their own runs
     run = CACHE / "runs" / task / variant
     bundle = CACHE / "bundles" / task / variant
@@ -93,7 +94,7 @@ def table(cells: list[dict]) -> tuple[str, dict]:
     methods = [m for m in METHODS if any(c["method"] == m for c in cells)]
     agg = {}
     lines = ["| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    for t in tasks + ["mean (MetaWorld)"]:
+    for t in tasks + (["mean (MetaWorld)"] if any(c["env"] == "metaworld" for c in cells) else []):
         row = []
         for m in methods:
             if t.startswith("mean"):
@@ -105,10 +106,11 @@ def table(cells: list[dict]) -> tuple[str, dict]:
             else:
                 xs = [c["score"] for c in cells if c["task"] == t and c["method"] == m]
             if xs:
-                n_eps = [c.get("episodes", 20) for c in cells if c["method"] == m and (t.startswith("mean") or c["task"] == t)]
-                spread = spread_of(xs, int(np.sum(n_eps)))
+                row_cells = [c for c in cells if c["method"] == m and (c["task"] == t or (t.startswith("mean") and c["env"] == "metaworld"))]
+                success = all(c["env"] == "metaworld" for c in row_cells)
+                spread = spread_of(xs, int(np.sum([c.get("episodes", 20) for c in row_cells]))) if success or len(xs) > 1 else float("nan")
                 agg[(t, m)] = (float(np.mean(xs)), spread, len(xs))
-                row.append(f"{np.mean(xs):.2f} ± {spread:.2f}")
+                row.append(f"{np.mean(xs):.2f} ± {spread:.2f}" if np.isfinite(spread) else f"{np.mean(xs):.2f}")
             else:
                 row.append("–")
         lines.append(f"| {t} | " + " | ".join(row) + " |")
