@@ -60,7 +60,8 @@ def cell(env: str, task: str, method: str, seed: int, a) -> dict:
     steps = a.steps if env == "metaworld" else 1000  # dm_control: full 1000-step episodes, as evaluated
     expert = record(env, task, "expert", a.expert_episodes, steps, seed=1000)
     play = record(env, task, "play", a.play_episodes, steps, seed=2000)
-    variant = f"{method}-s{seed}" + (f"-{a.name}" if a.set else "")  # --set variants get their own runs
+    # A run is keyed by everything that shapes it: method, seed, recipe, and --set variants.
+    variant = f"{method}-s{seed}-{Path(a.config[env]).stem}" + (f"-{a.name}" if a.set else "")
     run = CACHE / "runs" / task / variant
     bundle = CACHE / "bundles" / task / variant
     t0 = time.perf_counter()
