@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
+from synthetic import write_linear  # tests/synthetic.py
 
 from clamkit.bundle import read_meta
 from clamkit.export.cli import main
@@ -21,29 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "smoke.yaml"
 
 
-def _write_linear(root: Path, kind: str, episodes: int, T: int = 40, seed: int = 0) -> str:
-    """A 4-D damped-rotation system driven by a linear expert or by random play actions."""
-    from clamkit.dataset import DatasetWriter
-    from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
-
-    rng = np.random.default_rng(seed)
-    rot = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
-    M, B = 0.97 * np.kron(np.eye(2), rot), np.random.default_rng(0).normal(0, 0.3, (4, 2))
-    K = 0.4 * np.linalg.pinv(B) @ M
-    w = DatasetWriter(root, observation=ObservationSpec({"state": ArraySpec((4,), "float32")}),
-                      action=ActionSpec(dim=2, low=(-1, -1), high=(1, 1), semantics="linear:test"), fps=10,
-                      robot="linear", task="linear")
-    for _ in range(episodes):
-        o = rng.uniform(-2, 2, 4)
-        obs, acts = [o], []
-        for _ in range(T - 1):
-            a = np.clip(-K @ o, -1, 1) if kind == "expert" else rng.uniform(-1, 1, 2)
-            o = M @ o + B @ a
-            obs.append(o)
-            acts.append(a)
-        w.add_episode({"state": np.array(obs, np.float32)}, np.array(acts, np.float32))
-    return str(root)
-
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
@@ -51,7 +29,7 @@ def smoke_run(tmp_path_factory):
     if not SMOKE.is_file():
         pytest.skip("configs/smoke.yaml is not there yet")
     d = tmp_path_factory.mktemp("smoke")
-    unl, lab = _write_linear(d / "expert", "expert", 12), _write_linear(d / "play", "play", 8, seed=1)
+    unl, lab = write_linear(d / "expert", "expert", 12, T=40), write_linear(d / "play", "play", 8, T=40)
     cmd = [sys.executable, "-m", "clamkit.trainer", "--config", str(SMOKE), "--unlabelled", unl, "--labelled", lab,
            "--out", str(d / "run")]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic  # tests/synthetic.py
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -33,25 +34,8 @@ def write_dataset(root: Path) -> Path:
 
 
 def write_linear(root: Path, kind: str, episodes: int, T: int = 40, labelled: bool = True) -> str:
-    """A linear system o' = M o + B a, 4-D state, 2-D actions; expert: a = clip(-K o), play: uniform noise.
-    Same recipe as tests/trainer's linear data (smaller), so the smoke config learns something."""
-    rng = np.random.default_rng(0 if kind == "expert" else 1000)
-    th = 0.3
-    M = 0.97 * np.kron(np.eye(2), np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]))
-    B = np.random.default_rng(0).normal(0, 0.3, (4, 2))
-    K = 0.4 * np.linalg.pinv(B) @ M
-    w = DatasetWriter(root, observation=ObservationSpec({"state": ArraySpec((4,), "float32")}),
-                      action=ActionSpec(2, (-1, -1), (1, 1), "linear:test"), fps=10, robot="linear", task="linear")
-    for _ in range(episodes):
-        o = rng.uniform(-2, 2, 4)
-        obs, acts = [o], []
-        for _ in range(T - 1):
-            a = np.clip(-K @ o, -1, 1) if kind == "expert" else rng.uniform(-1, 1, 2)
-            o = M @ o + B @ a
-            obs.append(o)
-            acts.append(a)
-        w.add_episode({"state": np.array(obs, np.float32)}, np.array(acts, np.float32) if labelled else None)
-    return str(root)
+    """The shared linear system (tests/synthetic.py), 40-step episodes."""
+    return synthetic.write_linear(root, kind, episodes, T=T, labelled=labelled)
 
 
 def onnx_graph(path: Path, *, in_name="state", in_dim=4, in_dtype="float32", out_name="action", out_dim=2) -> Path:

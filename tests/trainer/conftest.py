@@ -13,37 +13,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from clamkit.dataset import DatasetWriter  # noqa: E402
 from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec  # noqa: E402
 
-LIN_ACTION = ActionSpec(dim=2, low=(-1, -1), high=(1, 1), semantics="linear:test")
-
-
-def linear_system(seed: int = 0, D: int = 4, A: int = 2):
-    """o_{t+1} = M o_t + B a_t, M a damped rotation pair, B random."""
-    rng = np.random.default_rng(seed)
-    th = 0.3
-    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    M = 0.97 * np.kron(np.eye(D // 2), rot)
-    B = rng.normal(0, 0.3, (D, A))
-    K = 0.4 * np.linalg.pinv(B) @ M  # a fixed, stabilising linear feedback "expert": a = -K o
-    return M, B, K
-
-
-def write_linear(root, kind: str, episodes: int, T: int = 60, seed: int = 0, labelled: bool = True):
-    """kind="expert": a = clip(-K o); kind="play": a ~ U(-1, 1). Returns the dataset path."""
-    M, B, K = linear_system()
-    D = M.shape[0]
-    w = DatasetWriter(root, observation=ObservationSpec({"state": ArraySpec((D,), "float32")}), action=LIN_ACTION,
-                      fps=10, robot="linear", task="linear")
-    rng = np.random.default_rng(seed + (0 if kind == "expert" else 1000))
-    for _ in range(episodes):
-        o = rng.uniform(-2, 2, D)
-        obs, acts = [o], []
-        for _ in range(T - 1):
-            a = np.clip(-K @ o, -1, 1) if kind == "expert" else rng.uniform(-1, 1, 2)
-            o = M @ o + B @ a
-            obs.append(o)
-            acts.append(a)
-        w.add_episode({"state": np.array(obs, np.float32)}, np.array(acts, np.float32) if labelled else None)
-    return str(root)
+from synthetic import LIN_ACTION, linear_system, write_linear  # noqa: E402,F401
 
 
 def write_images(root, kind: str, episodes: int, T: int = 30, size: int = 64, seed: int = 0, labelled: bool = True):
