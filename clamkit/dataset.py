@@ -35,7 +35,7 @@ from typing import Iterable
 import numpy as np
 
 from clamkit.errors import DatasetError, UserError
-from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec, json_dict, json_float, json_int, json_list, json_str
+from clamkit.specs import ActionSpec, ObservationSpec, json_dict, json_float, json_int, json_list, json_str
 
 log = logging.getLogger(__name__)
 

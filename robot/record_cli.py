@@ -13,7 +13,7 @@ import click
 from clamkit.cli import handle_errors
 from clamkit.dataset import DatasetWriter
 
-from clamkit.specs import ArraySpec, ObservationSpec
+from clamkit.specs import ObservationSpec
 
 POLICIES = click.Choice(["expert", "play"])
 

@@ -11,7 +11,7 @@ from clamkit.robot.base import DeviceNotConnectedError  # noqa: E402
 from clamkit.robot.dmc import TASKS, CallablePolicy, DMCRobot, expert_policy, play_policy  # noqa: E402
 from clamkit.robot.record import record_episodes  # noqa: E402
 from clamkit.robot.sim_camera import SimCamera  # noqa: E402
-from clamkit.specs import ArraySpec, ObservationSpec  # noqa: E402
+from clamkit.specs import ObservationSpec  # noqa: E402
 
 # The layouts the experts are written against: the observation dict in sorted key order.
 LAYOUTS = {

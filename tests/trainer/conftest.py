@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from clamkit.dataset import DatasetWriter  # noqa: E402
-from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec  # noqa: E402
+from clamkit.specs import ArraySpec, ObservationSpec  # noqa: E402
 
 from synthetic import LIN_ACTION, linear_system, write_linear  # noqa: E402,F401
 

@@ -23,7 +23,7 @@ def test_state_models_shapes():
 
 @pytest.mark.parametrize("S", [64, 84])
 def test_pixel_models_shapes(S):
-    B, Z, A = 2, 8, 4
+    B, Z = 2, 8
     w = torch.rand(B, 3, 3, S, S)
     kw = {"hidden": [32], "channels": [8, 16, 16]}
     assert conv.IDM((3, S, S), Z, **kw)(w).shape == (B, Z)
