@@ -52,23 +52,27 @@ def image_data(tmp_path_factory):
     return write_images(d / "expert", "expert", 6), write_images(d / "play", "play", 4)
 
 
-@pytest.fixture(scope="session")
-def metaworld_data(tmp_path_factory):
-    """6 expert + 4 play episodes of 100 steps of reach-v3 (expert actions recorded but hidden from CLAM)."""
+def record_reach(d: Path, experts: int, plays: int, steps: int, play_seed: int) -> tuple[str, str]:
+    """Expert (actions recorded, hidden from CLAM) and noisy play episodes of reach-v3 under d/."""
     pytest.importorskip("metaworld")
     from clamkit.robot.metaworld import ACTION_SPEC, MetaWorldExpert, MetaWorldPlay, MetaWorldRobot
     from clamkit.robot.record import record_episodes
 
-    d = tmp_path_factory.mktemp("metaworld")
     out = []
-    for name, policy, n, seed in [("expert", MetaWorldExpert("reach-v3"), 6, 0), ("play", MetaWorldPlay("reach-v3"), 4, 100)]:
-        robot = MetaWorldRobot("reach-v3", max_steps=100)
-        with robot:
+    for name, policy, n, seed in [("expert", MetaWorldExpert("reach-v3"), experts, 0),
+                                  ("play", MetaWorldPlay("reach-v3"), plays, play_seed)]:
+        with MetaWorldRobot("reach-v3", max_steps=steps) as robot:
             w = DatasetWriter(d / name, observation=robot.observation_spec, action=ACTION_SPEC, fps=robot.fps,
                               robot=robot.name, task="reach-v3")
-            record_episodes(robot, policy, w, n, seed=seed, max_steps=100, progress=False)
+            record_episodes(robot, policy, w, n, seed=seed, max_steps=steps, progress=False)
         out.append(str(d / name))
-    return tuple(out)
+    return out[0], out[1]
+
+
+@pytest.fixture(scope="session")
+def metaworld_data(tmp_path_factory):
+    """6 expert + 4 play episodes of 100 steps of reach-v3."""
+    return record_reach(tmp_path_factory.mktemp("metaworld"), 6, 4, 100, play_seed=100)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,17 +110,4 @@ def helpers():
 @pytest.fixture(scope="session")
 def metaworld_play(tmp_path_factory):
     """20 noisy play episodes of 200 steps of reach-v3 (labelled) and 4 expert episodes."""
-    pytest.importorskip("metaworld")
-    from clamkit.robot.metaworld import ACTION_SPEC, MetaWorldExpert, MetaWorldPlay, MetaWorldRobot
-    from clamkit.robot.record import record_episodes
-
-    d = tmp_path_factory.mktemp("metaworld-play")
-    out = []
-    for name, policy, n, seed in [("expert", MetaWorldExpert("reach-v3"), 4, 0), ("play", MetaWorldPlay("reach-v3"), 20, 1000)]:
-        robot = MetaWorldRobot("reach-v3", max_steps=200)
-        with robot:
-            w = DatasetWriter(d / name, observation=robot.observation_spec, action=ACTION_SPEC, fps=robot.fps,
-                              robot=robot.name, task="reach-v3")
-            record_episodes(robot, policy, w, n, seed=seed, max_steps=200, progress=False)
-        out.append(str(d / name))
-    return tuple(out)
+    return record_reach(tmp_path_factory.mktemp("metaworld-play"), 4, 20, 200, play_seed=1000)
