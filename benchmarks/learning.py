@@ -1,12 +1,22 @@
 """Does CLAM beat its baselines on the same data? The paper's claim, measured here.
 
-Per task: 100 expert episodes whose actions are hidden from every method but the bc-expert oracle,
-50 labelled non-expert play episodes. Methods: clam, bc-play, vq, vpt, bc-expert (oracle). Each
-trained with the same config and budget, exported with clam-export, and evaluated with clam-eval
-over 40 seeded episodes (success at any step; dm_control: return / scripted expert's return).
+Data regimes (--regime), per task; the unlabelled set is always 100 expert episodes whose actions are
+hidden from every method but the bc-expert oracle:
+  rich    labelled: 50 task-agnostic play episodes, about a fifth of whose segments follow the task's
+          expert with noise (so a supervised IDM has seen expert states). No pool.
+  paper   the CLAM paper's setting: a pool of 1,000 observation-only episodes of the expert with a
+          random-action probability drawn per episode from U(0, 1) (random to expert; trains the latent
+          action model only, `clam-train --pool`); labelled: 50 low-return episodes of the same task
+          (random-action probability U(0.5, 1), no clean expert segments).
+  scarce  as paper, the labelled set cut to --labelled-sizes episodes (default 2 5 10 25 50): a curve.
+Methods: clam, bc-play (BC on the labelled set), vq, vpt, bc-expert (oracle). Each trained with the same
+config, budget and selection rule, exported with clam-export, evaluated with clam-eval over 40 seeded
+episodes (success at any step; dm_control: return / scripted expert's return). --split val evaluates on
+validation seeds (200000+: choose settings there), --split test on test seeds (100000+: report only).
 
-    python benchmarks/learning.py --quick          # < 20 min on 2 cores
-    python benchmarks/learning.py                  # the full table (hours on a CPU)
+    python benchmarks/learning.py --quick                        # rich, < 20 min on 2 cores
+    python benchmarks/learning.py --regime paper --seeds 3       # hours on a CPU; --jobs 2 on 2 cores
+    python benchmarks/learning.py --regime scarce --tasks pick-place-v3 --seeds 3
 
 Resumable: finished cells are read back from benchmarks/results/learning.json and skipped.
 Everything runs through the real CLIs (clam-record, clam-train, clam-export, clam-eval).
@@ -15,14 +25,18 @@ Everything runs through the real CLIs (clam-record, clam-train, clam-export, cla
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+
+from clamkit.dataset import write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,147 +61,221 @@ def bin_(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def record(env: str, task: str, kind: str, episodes: int, steps: int, seed: int) -> Path:
-    out = CACHE / "data" / task / kind
-    if not (out / "meta.json").exists() or json.loads((out / "meta.json").read_text())["episodes"].__len__() < episodes:
-        sh(bin_("clam-record"), env, "--task", task, "--policy", kind, "--episodes", str(episodes),
-           "--max-steps", str(steps), "--seed", str(seed), "--out", str(out), "--quiet")
+SEEDS = {"test": 100_000, "val": 200_000}  # evaluation seeds; clam-record's are < 10,000
+DATA_SEEDS = {"expert": 1000, "play": 2000, "pool": 3000, "lowret": 4000}
+
+
+def record(env: str, task: str, kind: str, episodes: int, steps: int) -> Path:
+    """A cached recording. expert / play: the scripted policies; pool: noisy expert, random-action probability
+    U(0, 1), observations only; lowret: noisy expert, U(0.5, 1), labelled. Seeded, so a smaller recording
+    of a kind is a prefix of a larger one."""
+    out = CACHE / "data" / task / (kind if kind in ("expert", "play", "pool") else f"{kind}-{episodes}")
+    meta = out / "meta.json"
+    if not meta.exists() or len(json.loads(meta.read_text())["episodes"]) < episodes:
+        policy = {"expert": ["--policy", "expert"], "play": ["--policy", "play"],
+                  "pool": ["--policy", "noisy-expert", "--noise-range", "0", "1", "--no-actions"],
+                  "lowret": ["--policy", "noisy-expert", "--noise-range", "0.5", "1"]}[kind]
+        sh(bin_("clam-record"), env, "--task", task, *policy, "--episodes", str(episodes),
+           "--max-steps", str(steps), "--seed", str(DATA_SEEDS[kind]), "--out", str(out), "--quiet")
     return out
 
 
-def cell(env: str, task: str, method: str, seed: int, a) -> dict:
-    """Train, export and evaluate one (task, method, seed)."""
+def datasets(env: str, task: str, regime: str, n_lab: int, a) -> dict:
     steps = a.steps if env == "metaworld" else 1000  # dm_control: full 1000-step episodes, as evaluated
-    expert = record(env, task, "expert", a.expert_episodes, steps, seed=1000)
-    play = record(env, task, "play", a.play_episodes, steps, seed=2000)
-    # A run is keyed by everything that shapes it: method, seed, recipe, and --set variants.
-    variant = f"{method}-s{seed}-{Path(a.config[env]).stem}" + (f"-{a.name}" if a.set else "")
+    d = {"unlabelled": record(env, task, "expert", a.expert_episodes, steps)}
+    if regime == "rich":
+        d["labelled"] = record(env, task, "play", a.play_episodes, steps)
+    else:
+        d["labelled"] = record(env, task, "lowret", n_lab, steps)
+        d["pool"] = record(env, task, "pool", a.pool_episodes, steps)
+    return d
+
+
+def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a) -> dict:
+    """Train, export and evaluate one (regime, labelled size, task, method, seed)."""
+    d = datasets(env, task, regime, n_lab, a)
+    # A run is keyed by everything that shapes it: data, method, seed, recipe and --set variants. bc-expert
+    # reads neither the labelled set nor the pool, so one run serves every regime.
+    data_key = "any" if method == "bc-expert" else ("rich" if regime == "rich" else f"lab{n_lab}")
+    variant = f"{method}-s{seed}-{Path(a.config[env]).stem}-{data_key}" + (f"-{a.name}" if a.set else "")
     run = CACHE / "runs" / task / variant
     bundle = CACHE / "bundles" / task / variant
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     if not (run / "policy.pt").exists():
         resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
         sets = [f"--set=algo={method}"] + [f"--set={s}" for s in a.set]
-        sh(bin_("clam-train"), "--config", str(ROOT / a.config[env]), "--unlabelled", str(expert), "--labelled", str(play),
-           "--out", str(run), "--seed", str(seed), *sets, *resume, log=run.parent / f"{variant}.train.log")
+        pool = ["--pool", str(d["pool"])] if "pool" in d and method in ("clam", "vq") else []
+        sh(bin_("clam-train"), "--config", str(ROOT / a.config[env]), "--unlabelled", str(d["unlabelled"]),
+           "--labelled", str(d["labelled"]), *pool, "--out", str(run), "--seed", str(seed), *sets, *resume,
+           log=run.parent / f"{variant}.train.log")
     train_s = time.perf_counter() - t0
     if not (bundle / "clam.json").exists():
         sh(bin_("clam-export"), str(run), "--out", str(bundle), "--exporter", "legacy")
     env_name = f"metaworld:{task}" if env == "metaworld" else f"dmc:{task}"
-    report = bundle.parent / f"{variant}.eval.json"
-    sh(bin_("clam-eval"), str(bundle), "--env", env_name, "--episodes", str(a.eval_episodes), "--seed", "100000",
-       "--max-steps", str(a.eval_steps if env == "metaworld" else 1000), "--json", str(report))
+    report = bundle.parent / f"{variant}.{a.split}.eval.json"
+    if not report.exists():
+        sh(bin_("clam-eval"), str(bundle), "--env", env_name, "--episodes", str(a.eval_episodes),
+           "--seed", str(SEEDS[a.split]), "--max-steps", str(a.eval_steps if env == "metaworld" else 1000),
+           "--json", str(report))
     r = json.loads(report.read_text())
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     probe = {k: v for k, v in summary.get("metrics", {}).items() if k.startswith(("probe/", "select/"))}
     if env == "metaworld":
         score = r["success_rate"]
     else:
-        expert_return = json.loads((expert / "meta.json").read_text())
+        expert_return = json.loads((d["unlabelled"] / "meta.json").read_text())
         score = r["mean_return"] / np.mean([e["return"] for e in expert_return["episodes"]])
-    return {"env": env, "task": task, "method": method, "seed": seed, "score": float(score), "episodes": a.eval_episodes,
-            "train_s": round(train_s, 1),
+    cfg = (ROOT / a.config[env]).read_bytes() + "\n".join(a.set).encode()
+    return {"env": env, "task": task, "method": method, "seed": seed, "regime": regime, "labelled_episodes": n_lab,
+            "split": a.split, "score": float(score), "episodes": a.eval_episodes,
+            "provenance": {"config": a.config[env], "set": a.set, "config_sha256": hashlib.sha256(cfg).hexdigest()[:16],
+                           "code_version": code_version(), "train_s": round(train_s, 1), "load_at_start": round(load0, 2),
+                           "machine": machine()},
             "latency_p99_ms": r.get("latency", {}).get("p99_ms"), "probe": probe}
 
 
-def table(cells: list[dict]) -> tuple[str, dict]:
+def code_version() -> str:
+    p = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
+    return p.stdout.strip() or "unknown"
+
+
+def se(xs: list[float]) -> float:
+    """Standard error of the mean across training seeds (nan with one seed)."""
+    return float(np.std(xs, ddof=1) / np.sqrt(len(xs))) if len(xs) > 1 else float("nan")
+
+
+def aggregate(cells: list[dict]) -> dict:
+    """{(task or "mean", method): (mean, se, seeds)}; the mean row averages tasks within a seed first."""
+    agg, by = {}, {}
+    for c in cells:
+        by.setdefault((c["task"], c["method"]), {})[c["seed"]] = c["score"]
+    for (t, m), per_seed in by.items():
+        xs = list(per_seed.values())
+        agg[(t, m)] = (float(np.mean(xs)), se(xs), len(xs))
     tasks = list(dict.fromkeys(c["task"] for c in cells))
+    for m in dict.fromkeys(c["method"] for c in cells):
+        seeds = set.intersection(*[set(by.get((t, m), {})) for t in tasks])  # seeds with every task
+        xs = [np.mean([by[(t, m)][s] for t in tasks]) for s in sorted(seeds)]
+        if xs:
+            agg[("mean", m)] = (float(np.mean(xs)), se(xs), len(xs))
+    return agg
+
+
+def table(cells: list[dict]) -> tuple[str, dict]:
+    agg = aggregate(cells)
+    tasks = list(dict.fromkeys(c["task"] for c in cells)) + ["mean"]
     methods = [m for m in METHODS if any(c["method"] == m for c in cells)]
-    agg = {}
     lines = ["| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    for t in tasks + (["mean (MetaWorld)"] if any(c["env"] == "metaworld" for c in cells) else []):
+    for t in tasks:
         row = []
         for m in methods:
-            if t.startswith("mean"):
-                per_seed = {}
-                for c in cells:
-                    if c["method"] == m and c["env"] == "metaworld":
-                        per_seed.setdefault(c["seed"], []).append(c["score"])
-                xs = [np.mean(v) for v in per_seed.values()]
-            else:
-                xs = [c["score"] for c in cells if c["task"] == t and c["method"] == m]
-            if xs:
-                row_cells = [c for c in cells if c["method"] == m and (c["task"] == t or (t.startswith("mean") and c["env"] == "metaworld"))]
-                success = all(c["env"] == "metaworld" for c in row_cells)
-                spread = spread_of(xs, int(np.sum([c.get("episodes", 20) for c in row_cells]))) if success or len(xs) > 1 else float("nan")
-                agg[(t, m)] = (float(np.mean(xs)), spread, len(xs))
-                row.append(f"{np.mean(xs):.2f} ± {spread:.2f}" if np.isfinite(spread) else f"{np.mean(xs):.2f}")
-            else:
-                row.append("–")
+            mean, err, n = agg.get((t, m), (np.nan, np.nan, 0))
+            row.append("–" if not n else f"{mean:.2f} ± {err:.2f} ({n})" if np.isfinite(err) else f"{mean:.2f} (1)")
         lines.append(f"| {t} | " + " | ".join(row) + " |")
-    return "\n".join(lines), agg
+    return "\n".join(lines) + "\n\nmean ± standard error across training seeds (number of seeds)", agg
 
 
-def spread_of(xs: list[float], episodes: int) -> float:
-    """Std over training seeds when there are several; with one seed, the binomial standard error
-    of a success rate over all its evaluation episodes (the spread a reader should keep in mind)."""
-    if len(xs) > 1:
-        return float(np.std(xs))
-    p = float(np.clip(np.mean(xs), 0, 1))
-    return float(np.sqrt(p * (1 - p) / max(episodes, 1)))
-
-
-def plot(agg: dict, path: Path) -> None:
+def plot(cells: list[dict], path: Path, regime: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = list(dict.fromkeys(t for t, _ in agg))
-    methods = [m for m in METHODS if any(mm == m for _, mm in agg)]
-    fig, ax = plt.subplots(figsize=(1.6 * len(tasks) + 2, 3.6))
-    w = 0.8 / len(methods)
-    for i, m in enumerate(methods):
-        xs = np.arange(len(tasks)) + i * w
-        mean = [agg.get((t, m), (np.nan, 0, 0))[0] for t in tasks]
-        std = [agg.get((t, m), (0, 0, 0))[1] for t in tasks]
-        ax.bar(xs, mean, w, yerr=std, label=m, capsize=2)
-    ax.set_xticks(np.arange(len(tasks)) + 0.4 - w / 2, tasks, rotation=20, fontsize=8)
-    ax.set_ylabel("success rate / normalised return")
-    ax.set_ylim(0, 1.3)  # headroom for the legend
-    ax.legend(fontsize=8, ncol=len(methods), loc="upper center")
-    ax.set_title("CLAM vs baselines (same data, same budget)")
+    methods = [m for m in METHODS if any(c["method"] == m for c in cells)]
+    if regime == "scarce":  # success vs labelled episodes, averaged over tasks, SE across seeds
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        sizes = sorted({c["labelled_episodes"] for c in cells})
+        for m in methods:
+            pts = [(n, *aggregate([c for c in cells if c["labelled_episodes"] == n])[("mean", m)][:2]) for n in sizes
+                   if ("mean", m) in aggregate([c for c in cells if c["labelled_episodes"] == n])]
+            if pts:
+                x, y, e = zip(*pts)
+                ax.errorbar(x, y, yerr=np.nan_to_num(e), label=m, marker="o", capsize=3)
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.set_xlabel("labelled (low-return) episodes")
+        ax.set_ylabel("mean success (tasks)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=8)
+        ax.set_title(f"scarce labels: {', '.join(dict.fromkeys(c['task'] for c in cells))}", fontsize=8)
+    else:
+        agg = aggregate(cells)
+        tasks = list(dict.fromkeys(c["task"] for c in cells)) + ["mean"]
+        fig, ax = plt.subplots(figsize=(1.6 * len(tasks) + 2, 3.6))
+        w = 0.8 / len(methods)
+        for i, m in enumerate(methods):
+            xs = np.arange(len(tasks)) + i * w
+            ax.bar(xs, [agg.get((t, m), (np.nan,))[0] for t in tasks], w,
+                   yerr=[np.nan_to_num(agg.get((t, m), (0, 0))[1]) for t in tasks], label=m, capsize=2)
+        ax.set_xticks(np.arange(len(tasks)) + 0.4 - w / 2, tasks, rotation=20, fontsize=8)
+        ax.set_ylabel("success rate / normalised return")
+        ax.set_ylim(0, 1.3)  # headroom for the legend
+        ax.legend(fontsize=8, ncol=len(methods), loc="upper center")
+        ax.set_title(f"regime {regime}: CLAM vs baselines (same data, budget, selection; SE across seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer/shorter runs: under ~20 min on 2 cores")
+    ap.add_argument("--quick", action="store_true", help="rich regime, one-minute recipe, 1 seed, 20 episodes")
+    ap.add_argument("--regime", choices=["rich", "paper", "scarce"], default="rich")
+    ap.add_argument("--split", choices=["val", "test"], default="test",
+                    help="evaluation seeds: val (200000+) to choose settings, test (100000+) to report")
     ap.add_argument("--tasks", nargs="*", default=None, help="MetaWorld and/or dm_control tasks")
-    ap.add_argument("--methods", nargs="*", default=METHODS)
-    ap.add_argument("--seeds", type=int, default=None, help="training seeds (default 2; --quick 1)")
+    ap.add_argument("--methods", nargs="*", default=None)
+    ap.add_argument("--seeds", type=int, default=None, help="training seeds (default 3; --quick 1)")
+    ap.add_argument("--labelled-sizes", type=int, nargs="*", default=[2, 5, 10, 25, 50], help="scarce: labelled episodes")
+    ap.add_argument("--config", dest="recipe", default=None, help="clam-train recipe for every method (default: by env)")
     ap.add_argument("--set", action="append", default=[], help="extra clam-train --set for every run")
-    ap.add_argument("--name", default=None, help="results file stem (default learning or learning-quick)")
+    ap.add_argument("--name", default=None, help="results file stem (default learning-REGIME[-quick])")
+    ap.add_argument("--episodes", type=int, default=None, help="evaluation episodes per cell (default 40; --quick 20)")
+    ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel (one core each)")
     a = ap.parse_args()
-    a.expert_episodes, a.play_episodes, a.steps, a.eval_steps = 100, 50, 200, 200
-    a.eval_episodes = 40
+    a.expert_episodes, a.play_episodes, a.pool_episodes, a.steps, a.eval_steps = 100, 50, 1000, 200, 200
     a.config = {"metaworld": "configs/metaworld-state.yaml", "dmc": "configs/dmc-state.yaml"}
     if a.quick:
         a.config = {"metaworld": "configs/metaworld-state-quick.yaml", "dmc": "configs/metaworld-state-quick.yaml"}
-        a.eval_episodes = 20
-    a.seeds = a.seeds or (1 if a.quick else 2)
-    tasks = a.tasks or (METAWORLD[:4] if a.quick else METAWORLD + DMC)
-    name = a.name or ("learning-quick" if a.quick else "learning")
+    if a.recipe:
+        a.config = {"metaworld": a.recipe, "dmc": a.recipe}
+    a.eval_episodes = a.episodes or (20 if a.quick else 40)
+    a.seeds = a.seeds or (1 if a.quick else 3)
+    a.methods = a.methods or (METHODS if a.regime == "rich" else ["clam", "bc-play", "vpt", "bc-expert"])
+    tasks = a.tasks or (METAWORLD[:4] if a.quick else METAWORLD)
+    sizes = a.labelled_sizes if a.regime == "scarce" else [a.play_episodes]
+    name = a.name or (f"learning-{a.regime}" + ("-quick" if a.quick else "") + ("-val" if a.split == "val" else ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     done = json.loads(out.read_text())["cells"] if out.exists() else []
-    have = {(c["task"], c["method"], c["seed"]) for c in done}
+    key = lambda c: (c.get("regime", "rich"), c.get("labelled_episodes", 50), c["task"], c["method"], c["seed"])  # noqa: E731
+    have = {key(c) for c in done}
+    env_of = lambda t: "metaworld" if t.endswith("-v3") else "dmc"  # noqa: E731
+    todo = [(env_of(t), t, m, s, a.regime, n) for s in range(a.seeds) for n in sizes for t in tasks for m in a.methods
+            if (a.regime, n, t, m, s) not in have]
     t0 = time.perf_counter()
-    for seed in range(a.seeds):
-        for task in tasks:
-            env = "dmc" if task in DMC or "-" in task and not task.endswith("-v3") else "metaworld"
-            for m in a.methods:
-                if (task, m, seed) in have:
-                    continue
-                c = cell(env, task, m, seed, a)
-                done.append(c)
-                out.write_text(json.dumps({"machine": machine(), "cells": done}, indent=1))
-                print(f"[{time.perf_counter() - t0:6.0f}s] {task:18s} {m:10s} seed {seed}: {c['score']:.2f} (train {c['train_s']} s)", flush=True)
-    md, agg = table(done)
-    (RESULTS / f"{name}.md").write_text(md + "\n")
-    plot(agg, RESULTS / f"{name}.png")
-    print(md)
+    # Data first, one recording at a time per task (parallel across tasks): cells then only read it.
+    with ThreadPoolExecutor(a.jobs) as ex:
+        list(ex.map(lambda t: [datasets(env_of(t), t, a.regime, n, a) for n in sizes], tasks))
+    print(f"[{time.perf_counter() - t0:6.0f}s] data ready; {len(todo)} cells to run", flush=True)
+    with ThreadPoolExecutor(a.jobs) as ex:
+        futures = {ex.submit(cell, *job, a): job for job in todo}
+        for f in as_completed(futures):
+            c = f.result()
+            done.append(c)
+            write_json_atomic(out, {"machine": machine(), "cells": done})
+            print(f"[{time.perf_counter() - t0:6.0f}s] {c['regime']}/{c['labelled_episodes']} {c['task']:18s} {c['method']:10s} "
+                  f"seed {c['seed']}: {c['score']:.2f} (train {c['provenance']['train_s']} s)", flush=True)
+    report(done, name, a.regime)
+
+
+def report(done: list[dict], name: str, regime: str) -> None:
+    parts = []
+    for n in sorted({c.get("labelled_episodes", 50) for c in done}):
+        md, _ = table([c for c in done if c.get("labelled_episodes", 50) == n])
+        parts.append(f"### {regime}, {n} labelled episodes\n\n{md}\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(parts))
+    plot(done, RESULTS / f"{name}.png", regime)
+    print("\n".join(parts))
 
 
 def machine() -> str:

@@ -137,5 +137,9 @@ class Policy(abc.ABC):
     def reset(self, seed: int | None = None) -> None:
         """Called at the start of each episode."""
 
+    def episode_info(self) -> dict:
+        """Per-episode facts stored in the dataset's episode table (e.g. a noise level)."""
+        return {}
+
     @abc.abstractmethod
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...

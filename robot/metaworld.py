@@ -123,13 +123,15 @@ class MetaWorldRobot(Robot):
 
 
 def expert_policy_class(task: str):
-    """MetaWorld's scripted policy class for a task, e.g. reach-v3 -> SawyerReachV3Policy."""
-    import metaworld.policies as policies
+    """MetaWorld's scripted policy class for a task, from MetaWorld's own task -> policy table
+    (names are not derivable: peg-insert-side-v3 -> SawyerPegInsertionSideV3Policy)."""
+    _import_metaworld()
+    from metaworld.policies import ENV_POLICY_MAP
 
-    name = "Sawyer" + "".join(p.capitalize() for p in task.replace("-v3", "").split("-")) + "V3Policy"
-    cls = getattr(policies, name, None)
+    cls = ENV_POLICY_MAP.get(task)
     if cls is None:
-        raise UserError(f"no scripted expert for MetaWorld task '{task}' (looked for {name})")
+        raise UserError(f"no scripted expert for MetaWorld task '{task}' (MetaWorld has one for each of: "
+                        f"{', '.join(sorted(ENV_POLICY_MAP)[:4])}, ...)")
     return cls
 
 

@@ -37,7 +37,7 @@ def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episode
             if robot.episode_done():
                 break
         _append(frames, obs, camera)
-        info = robot.episode_info()
+        info = robot.episode_info() | policy.episode_info()
         writer.add_episode({k: np.stack(v) for k, v in frames.items()}, np.stack(actions) if labelled else None,
                            seed=ep_seed, **info)
         steps += len(actions)

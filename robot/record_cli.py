@@ -15,14 +15,21 @@ from clamkit.dataset import DatasetWriter
 
 from clamkit.specs import ObservationSpec
 
-POLICIES = click.Choice(["expert", "play"])
+POLICIES = click.Choice(["expert", "noisy-expert", "play"])
 
 
 def _common(fn):
     """Options every recorder shares."""
     opts = [
         click.option("--episodes", type=click.IntRange(1), default=10, show_default=True, help="Episodes in the dataset (an existing dataset is topped up to this count)."),
-        click.option("--policy", "policy_name", type=POLICIES, default="expert", show_default=True, help="expert: scripted solver; play: task-agnostic noisy labelled data."),
+        click.option("--policy", "policy_name", type=POLICIES, default="expert", show_default=True,
+                     help="expert: scripted solver; noisy-expert: the expert with random actions (see --noise-range); "
+                          "play: task-agnostic noisy labelled data."),
+        click.option("--noise-range", type=(click.FloatRange(0, 1), click.FloatRange(0, 1)), default=(0.0, 1.0), show_default=True,
+                     help="noisy-expert: per episode, the probability of a uniformly random action is drawn from U(LO, HI); "
+                          "0 1 spans expert to random (an unlabelled pool), e.g. 0.5 1 gives low-return episodes."),
+        click.option("--action-noise", type=click.FloatRange(0), default=0.1, show_default=True,
+                     help="noisy-expert: std of the Gaussian noise on the expert's actions, as a fraction of the half-range."),
         click.option("--out", type=click.Path(file_okay=False), required=True, help="Dataset directory to write."),
         click.option("--image-size", type=click.IntRange(16, 512), default=None, help="Also store camera frames of this square size (e.g. 64 or 84)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Episode i uses seed + i."),
@@ -33,6 +40,19 @@ def _common(fn):
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+def _choose(policy_name, robot, expert, play, noise_range, action_noise):
+    """The recording policy: the scripted expert, the expert made noisy, or task-agnostic play."""
+    if policy_name == "play":
+        return play()
+    if policy_name == "expert":
+        return expert()
+    from clamkit.robot.noisy import NoisyExpert
+
+    if noise_range[0] > noise_range[1]:
+        raise click.BadParameter(f"LO {noise_range[0]} > HI {noise_range[1]}", param_hint="--noise-range")
+    return NoisyExpert(expert(), robot.action_spec, noise_range, action_noise)
 
 
 def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, no_actions, quiet, policy_name, camera_name=None):
@@ -62,6 +82,7 @@ def main():
     Examples:
       clam-record metaworld --task reach-v3 --episodes 100 --policy expert --out data/reach-expert
       clam-record metaworld --task reach-v3 --episodes 50 --policy play --out data/reach-play
+      clam-record metaworld --task reach-v3 --episodes 1000 --policy noisy-expert --noise-range 0 1 --no-actions --out data/reach-pool
       clam-record dmc --task reacher-easy --episodes 20 --policy expert --out data/reacher
       clam-record widowx-sim --task reach-block --episodes 50 --image-size 64 --out data/wx-reach
     """
@@ -72,7 +93,7 @@ def main():
 @click.option("--camera", default="corner", show_default=True, type=click.Choice(["corner"]), help="Camera for --image-size.")
 @_common
 @handle_errors
-def metaworld(task, camera, max_steps, policy_name, **kw):
+def metaworld(task, camera, max_steps, policy_name, noise_range, action_noise, **kw):
     """MetaWorld (Sawyer) with its scripted experts or noisy play.
 
     \b
@@ -83,7 +104,7 @@ def metaworld(task, camera, max_steps, policy_name, **kw):
 
     max_steps = max_steps or 200
     robot = MetaWorldRobot(task, max_steps=max_steps)
-    policy = MetaWorldExpert(task) if policy_name == "expert" else MetaWorldPlay(task)
+    policy = _choose(policy_name, robot, lambda: MetaWorldExpert(task), lambda: MetaWorldPlay(task), noise_range, action_noise)
     _record(robot, policy, task=task, max_steps=max_steps, policy_name=policy_name, camera_name=camera, **kw)
 
 
@@ -91,7 +112,7 @@ def metaworld(task, camera, max_steps, policy_name, **kw):
 @click.option("--task", default="reacher-easy", show_default=True, help="DOMAIN-TASK, e.g. reacher-easy, cartpole-swingup.")
 @_common
 @handle_errors
-def dmc(task, max_steps, policy_name, **kw):
+def dmc(task, max_steps, policy_name, noise_range, action_noise, **kw):
     """dm_control with scripted controllers (reacher, point_mass, cartpole, pendulum) or noisy play.
 
     \b
@@ -102,7 +123,7 @@ def dmc(task, max_steps, policy_name, **kw):
 
     max_steps = max_steps or 1000
     robot = DMCRobot(task, max_steps=max_steps)
-    policy = expert_policy(task) if policy_name == "expert" else play_policy(task)
+    policy = _choose(policy_name, robot, lambda: expert_policy(task), lambda: play_policy(task), noise_range, action_noise)
     _record(robot, policy, task=task, max_steps=max_steps, policy_name=policy_name, camera_name="sim", **kw)
 
 
@@ -110,7 +131,7 @@ def dmc(task, max_steps, policy_name, **kw):
 @click.option("--task", default="reach-block", show_default=True, type=click.Choice(["reach-block", "push-button"]))
 @_common
 @handle_errors
-def widowx_sim(task, max_steps, policy_name, **kw):
+def widowx_sim(task, max_steps, policy_name, noise_range, action_noise, **kw):
     """Our MuJoCo WidowX 250s on a tabletop (same 7-D actions as the real arm, 5 Hz).
 
     \b
@@ -121,7 +142,8 @@ def widowx_sim(task, max_steps, policy_name, **kw):
 
     max_steps = max_steps or 50
     robot = WidowXSimRobot(task=task, max_steps=max_steps)
-    policy = expert_policy(task, robot) if policy_name == "expert" else play_policy(task, robot)
+    policy = _choose(policy_name, robot, lambda: expert_policy(task, robot), lambda: play_policy(task, robot),
+                     noise_range, action_noise)
     _record(robot, policy, task=task, max_steps=max_steps, policy_name=policy_name, camera_name="sim", **kw)
 
 

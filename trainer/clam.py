@@ -29,23 +29,43 @@ from clamkit.trainer.engine import Stage
 
 
 class LAMLoss(nn.Module):
-    """Stage-1 objective as one module (so DDP sees one forward per backward)."""
+    """Stage-1 objective as one module (so DDP sees one forward per backward).
 
-    def __init__(self, idm: nn.Module, fdm: nn.Module, decoder: nn.Module, weight: float, fdm_on_labelled: bool):
+    fdm_input "latent" (the paper): ô_{t+1} = g(o_{t-1}, o_t, z_t). "action": the forward model reads the
+    decoded action instead, g(o_{t-1}, o_t, d(z_t)), and the true a_t on labelled windows — one dynamics model
+    grounded by the labels, so on every unlabelled window d(z_t) must be the action that explains the
+    transition under it. The grounding then reaches wherever the pool goes, not only where play went."""
+
+    def __init__(self, idm: nn.Module, fdm: nn.Module, decoder: nn.Module, weight: float, fdm_on_labelled: bool,
+                 fdm_input: str = "latent"):
         super().__init__()
         self.idm, self.fdm, self.decoder = idm, fdm, decoder
-        self.weight, self.fdm_on_labelled = weight, fdm_on_labelled
+        self.weight, self.fdm_on_labelled, self.fdm_input = weight, fdm_on_labelled, fdm_input
 
     def forward(self, wu: torch.Tensor, wl: torch.Tensor, al: torch.Tensor):
         B = wu.shape[0]
         w = torch.cat([wu, wl])  # (Bu+Bl, 3, *obs): unlabelled then labelled windows
         z = self.idm(w)  # (Bu+Bl, Z)
         zl = z[B:]  # (Bl, Z) latents of the labelled windows
+        al_hat = self.decoder(zl).float()  # (Bl, A)
+        if self.fdm_input == "action":
+            cond = torch.cat([self.decoder(z[:B]).float(), al])  # (Bu+Bl, A): decoded, then true actions
+        else:
+            cond = z
         if not self.fdm_on_labelled:
-            w, z = w[:B], z[:B]
-        fdm = self.fdm.error(w[:, :2], z, w[:, 2]).mean()  # ô_{t+1} = g(o_{t-1}, o_t, z_t) vs o_{t+1}
-        dec = F.mse_loss(self.decoder(zl).float(), al)  # gradient flows into the IDM: no detach
+            w, cond = w[:B], cond[:B]
+        fdm = self.fdm.error(w[:, :2], cond, w[:, 2]).mean()  # ô_{t+1} = g(o_{t-1}, o_t, ·) vs o_{t+1}
+        dec = F.mse_loss(al_hat, al)  # gradient flows into the IDM: no detach
         return fdm + self.weight * dec, fdm.detach(), dec.detach()
+
+
+def latent_spread(z_unl: torch.Tensor, z_play: torch.Tensor) -> float:
+    """How far the unlabelled (expert) latents lie from the labelled play latents the decoder was fit on:
+    mean distance to the play centre, in play-std units, over the play latents' own mean distance.
+    1 = the decoder sees nothing new; 2 = expert latents twice as far out (it must extrapolate). Label-free."""
+    mu, sd = z_play.mean(0), z_play.std(0).clamp_min(1e-6)
+    dist = lambda z: ((z - mu) / sd).norm(dim=1).mean()  # noqa: E731
+    return float(dist(z_unl) / dist(z_play).clamp_min(1e-6))
 
 
 class DecodedPolicy(nn.Module):
@@ -68,7 +88,7 @@ class CLAM(Common):
         super().__init__(cfg, data, run, policy_out=cfg.model.la_dim, squash=False)
         Z, A = cfg.model.la_dim, data.action.dim
         self.idm = self.build("IDM", Z)
-        self.fdm = self.build("FDM", Z)
+        self.fdm = self.build("FDM", A if cfg.lam.fdm_input == "action" else Z)
         self.decoder, self.policy = self.deploy.decoder, self.deploy.policy
         self.modules.update(idm=self.idm, fdm=self.fdm)
         self.use_sidm = cfg.lam.select == "disagreement"
@@ -90,9 +110,10 @@ class CLAM(Common):
 
         self.lam_opt = self.adamw("lam", [{"params": list(self.idm.parameters()) + list(self.fdm.parameters()), "lr": cfg.optim.lr},
                                           {"params": self.decoder.parameters(), "lr": cfg.optim.decoder_lr}])
-        self.unl_sampler = self.sampler("lam/unlabelled", unl.window_ids(d.unl_train + d.unl_val))
+        self.unl_sampler = self.sampler("lam/unlabelled", d.lam.window_ids(d.lam_train))
         self.lab_sampler = self.sampler("lam/labelled", lab.window_ids(d.lab_train))
-        self.lam_loss = self.run.wrap(LAMLoss(self.idm, self.fdm, self.decoder, cfg.lam.weight, cfg.lam.fdm_on_labelled))
+        self.lam_loss = self.run.wrap(LAMLoss(self.idm, self.fdm, self.decoder, cfg.lam.weight, cfg.lam.fdm_on_labelled,
+                                          cfg.lam.fdm_input))
         stages.append(Stage("lam", cfg.lam.steps, self.lam_step, self.lam_evaluate, cfg.lam.eval_every, self.lam_end))
 
         stages.append(Stage("relabel", 0, end=self.relabel))
@@ -115,37 +136,47 @@ class CLAM(Common):
         return self.relabel_probe(ref, "probe/sidm_relabel", per_dim=True)
 
     def lam_step(self, i: int) -> dict:
-        unl, lab = self.data.unl, self.data.lab
+        lab = self.data.lab
         u, l = self.unl_sampler(), self.lab_sampler()
-        wu, wl, al = self.windows(unl, u), self.windows(lab, l), self.actions(lab, l)
+        wu, wl, al = self.windows(self.data.lam, u), self.windows(lab, l), self.actions(lab, l)
         with self.run.autocast():
             loss, fdm, dec = self.lam_loss(wu, wl, al)
         self.update(self.lam_opt, loss, i)
         return {"losses/lam_total": loss.detach(), "losses/lam_fdm": fdm, "losses/lam_decoder": dec}
 
+    @torch.no_grad()
     def lam_evaluate(self, i: int) -> dict:
-        unl, lab = self.data.unl, self.data.lab
-        decode = lambda w: self.decoder(self.idm(w))  # noqa: E731  window -> decoded action
-        pred = self.batched(lambda ids: decode(self.windows(lab, ids)), self.lab_val_ids)
-        target = self.actions(lab, self.lab_val_ids)
+        """Probes, all label-free but probe/relabel_* (hidden actions, diagnostic only); lam.select names the one
+        whose minimum picks the kept LAM checkpoint."""
+        unl, lab, lam = self.data.unl, self.data.lab, self.data.lam
+        z_play = self.batched(lambda ids: self.idm(self.windows(lab, ids)), self.lab_val_ids)  # (N, Z)
+        pred, target = self.decoder(z_play).float(), self.actions(lab, self.lab_val_ids)
         m = {"probe/decoder_mse": F.mse_loss(pred, target).item(), "probe/decoder_r2": r2_score(pred, target)}
-        out = self.batched(lambda ids: self._probe(self.windows(unl, ids)), self.probe_ids)  # (N, A+1)
-        relabels, fdm = out[:, :-1], out[:, -1]
+        out = self.batched(lambda ids: self._probe(self.windows(unl, ids)), self.probe_ids)  # (N, A+1+Z)
+        A = pred.shape[1]
+        relabels, fdm, z_unl = out[:, :A], out[:, A], out[:, A + 1:]
         m["probe/fdm_mse"] = fdm.mean().item()
+        m["probe/lam_val_fdm"] = self.batched(lambda ids: self._probe(self.windows(lam, ids))[:, A:A + 1],
+                                              self.lam_val_ids).mean().item()
+        m["probe/latent_spread"] = latent_spread(z_unl, z_play)
         m.update(self.relabel_probe(relabels))
         if self.use_sidm:
             m["probe/disagreement"] = F.mse_loss(relabels, self.extra["sidm_probe"]).item()
-            self.keep_best("lam", m["probe/disagreement"], i, {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder})
+        score = {"disagreement": "probe/disagreement", "fdm": "probe/lam_val_fdm", "decoder": "probe/decoder_mse"}
+        if self.cfg.lam.select in score:
+            self.keep_best("lam", m[score[self.cfg.lam.select]], i, {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder})
         return m
 
     def _probe(self, w: torch.Tensor) -> torch.Tensor:
-        """Decoded relabel and FDM error of each window from one IDM pass: (N, A+1)."""
+        """Decoded relabel, FDM error and latent of each window from one IDM pass: (N, A+1+Z)."""
         z = self.idm(w)  # (N, Z)
-        return torch.cat([self.decoder(z).float(), self.fdm.error(w[:, :2], z, w[:, 2])[:, None]], 1)
+        a = self.decoder(z).float()  # (N, A)
+        cond = a if self.cfg.lam.fdm_input == "action" else z
+        return torch.cat([a, self.fdm.error(w[:, :2], cond, w[:, 2])[:, None], z.float()], 1)
 
     def lam_end(self) -> dict:
         return self.restore_best("lam", {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder},
-                                 self.use_sidm, self.cfg.lam.steps)
+                                 self.cfg.lam.select != "last", self.cfg.lam.steps)
 
     def relabel(self) -> dict:
         self.idm.eval()

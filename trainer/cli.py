@@ -17,6 +17,8 @@ Example:
   clam-train --config configs/metaworld-state.yaml \\
       --unlabelled data/reach-expert --labelled data/reach-play --out runs/reach-clam
   clam-train ... --out runs/reach-vpt --set algo=vpt            # a baseline, same data
+  clam-record metaworld --task reach-v3 --policy noisy-expert --episodes 1000 --no-actions --out data/reach-pool
+  clam-train ... --pool data/reach-pool                          # the LAM also learns from noisy video
   clam-train ... --out runs/reach-clam --resume                 # continue after a crash
   torchrun --nproc-per-node 2 --no-python clam-train ...        # DDP (gloo on CPU, nccl on GPU)
 
@@ -33,20 +35,23 @@ RUN/config.yaml (resolved), RUN/metrics.jsonl, TensorBoard events, RUN/checkpoin
               help="Dataset of expert episodes; their actions, if recorded, are never trained on (repeatable).")
 @click.option("--labelled", multiple=True, required=True, type=click.Path(),
               help="Dataset with labelled (play) episodes (repeatable).")
+@click.option("--pool", multiple=True, type=click.Path(),
+              help="Observation-only video of the same scene at any skill level: trains the latent action model "
+                   "only, never imitated (clam, vq; repeatable). The CLAM paper's replay-buffer pool.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config field, e.g. --set lam.steps=500 --set algo=vpt (repeatable; type-checked).")
 @click.option("--resume", is_flag=True, help="Continue RUN from its last checkpoint.")
 @click.option("--seed", type=int, default=None, help="Shorthand for --set run.seed=N.")
 @handle_errors
-def main(config_path, unlabelled, labelled, out, overrides, resume, seed):
+def main(config_path, unlabelled, labelled, pool, out, overrides, resume, seed):
     from clamkit.config import load_config
     from clamkit.trainer.config import TrainConfig
     from clamkit.trainer.train import train
 
     overrides = list(overrides) + ([f"run.seed={seed}"] if seed is not None else [])
     cfg, echo = load_config(TrainConfig, config_path, overrides)
-    summary = train(cfg, list(unlabelled), list(labelled), out, resume=resume, echo=echo)
+    summary = train(cfg, list(unlabelled), list(labelled), out, resume=resume, echo=echo, pool=list(pool))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
     for name, st in summary["stages"].items():

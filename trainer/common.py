@@ -98,6 +98,7 @@ class Common(Algorithm):
         self.probe_ids = subsample(unl.window_ids(), n, seed)  # disagreement / relabel probes
         self.lab_val_ids = subsample(lab.window_ids(data.lab_val or data.lab_train), n, seed + 1)
         self.unl_val_ids = subsample(unl.window_ids(data.unl_val or data.unl_train), n, seed + 2)
+        self.lam_val_ids = subsample(data.lam.window_ids(data.lam_val or data.lam_train), n, seed + 3)  # LAM held-out
         self.has_lab_val, self.has_unl_val = bool(data.lab_val), bool(data.unl_val)
 
     def build(self, kind: str, out_dim: int, **kw) -> nn.Module:

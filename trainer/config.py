@@ -101,17 +101,23 @@ class LAMConfig:
     weight: float | None = None
     """λ of the decoder term MSE(d(z), a) on labelled play windows (None: 1.0 for state, 0.01 for pixels)"""
     select: str = "disagreement"
-    """which stage-1 checkpoint to keep: "disagreement" (min disagreement with a supervised IDM; no expert labels) or "last" """
+    """which stage-1 checkpoint to keep, each label-free: "disagreement" (decoded relabels closest to a supervised
+    IDM's on the unlabelled windows — VPT's labeller, so CLAM at best ties its labels), "fdm" (lowest
+    reconstruction error on held-out pool/unlabelled episodes), "decoder" (lowest decoder error on held-out play), "last" """
     eval_every: int = 50
     """steps between probes (decoder R²/MSE, disagreement, relabel error) and selection candidates"""
     fdm_on_labelled: bool = True
     """also train the IDM/FDM reconstruction on the labelled play windows (more coverage)"""
+    fdm_input: str = "latent"
+    """what the forward model is conditioned on: "latent" z_t (the paper) or "action", the decoded d(z_t) (true a_t
+    on labelled windows): one label-grounded dynamics model that grounds the decoder on every unlabelled window"""
 
     def __post_init__(self):
         _check(self.steps >= 1, "lam.steps", "must be >= 1")
         _check(self.weight is None or self.weight >= 0, "lam.weight", "must be >= 0")
-        _choice(self.select, "lam.select", ("disagreement", "last"))
+        _choice(self.select, "lam.select", ("disagreement", "fdm", "decoder", "last"))
         _check(self.eval_every >= 1, "lam.eval_every", "must be >= 1")
+        _choice(self.fdm_input, "lam.fdm_input", ("latent", "action"))
 
 
 @dataclass

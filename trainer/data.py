@@ -1,10 +1,13 @@
 """Training data: dataset directories -> validated frame stores, window ids, resumable samplers.
 
-Two stores feed every algorithm:
-  unl  every episode of the --unlabelled datasets. Their actions, when the recording has them
+Stores (two feed every algorithm, the third only the latent action models):
+  unl  every episode of the --unlabelled datasets (demonstrations the policy imitates). Their actions, when the recording has them
        (MetaWorld experts do), are HIDDEN: only probes (probe/relabel_mse, probe/policy_action_mse)
        and the bc-expert oracle read them; CLAM, VQ and VPT never train on them.
   lab  the labelled episodes of the --labelled (play) datasets.
+  lam  what the latent action model (clam's and vq's stage 1) trains on: the --pool datasets
+       (observation-only video at any level of competence; never imitated, actions never read)
+       plus unl. Without a pool it is unl itself.
 
 A window is named by the global frame id g of o_t inside its store; the IDM window is frames
 g-1, g, g+1 and its action is a_t (executed at o_t, producing o_{t+1}: Dataset.window_index's
@@ -129,7 +132,10 @@ class TrainData:
     low: np.ndarray          # action normalisation range ([-1, 1] <-> [low, high]): the bounds
     high: np.ndarray
     fingerprint: str
-    sources: dict            # {"unlabelled": [dirs], "labelled": [dirs]}
+    sources: dict            # {"unlabelled": [dirs], "labelled": [dirs], "pool": [dirs]}
+    lam: FrameStore = None   # LAM training store: pool + unl episodes (unl itself without a pool)
+    lam_train: list[int] = None  # episode positions in lam (held-out ones score probe/lam_fdm_val)
+    lam_val: list[int] = None
 
     @property
     def hidden_actions(self) -> bool:
@@ -158,10 +164,11 @@ def fingerprint(datasets: list[Dataset]) -> str:
     return h.hexdigest()
 
 
-def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.device) -> TrainData:
+def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.device, pool: list[str] = ()) -> TrainData:
     """Open, validate and index the datasets named on the command line (one-line UserError on bad input)."""
     unl_ds, lab_ds = _open(unlabelled, "unlabelled"), _open(labelled, "labelled")
-    everything = unl_ds + lab_ds
+    pool_ds = [Dataset(d) for d in pool]
+    everything = unl_ds + lab_ds + pool_ds
 
     key = cfg.data.obs
     if key == "auto":
@@ -199,24 +206,28 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
         raise UserError(f"{', '.join(str(d.root) for d in unl_ds)}: no episodes with at least 3 frames")
     if not lab_eps:
         raise UserError(f"{', '.join(str(d.root) for d in lab_ds)}: no labelled episodes (record play data with actions)")
+    pool_eps = [(ds, i) for ds in pool_ds for i in range(len(ds)) if ds.episodes[i]["length"] >= 3]
+    if pool_ds and not pool_eps:
+        raise UserError(f"{', '.join(str(d.root) for d in pool_ds)}: no pool episodes with at least 3 frames")
 
     # Contents, once: crc32 against meta.json and NaN/Inf, naming the episode file. Opening a Dataset reads only
     # headers (it is memory-mapped); this pass reads every byte the training will use, once.
     t0, seen = time.perf_counter(), set()
-    for ds, i in unl_eps + lab_eps:
+    for ds, i in unl_eps + lab_eps + pool_eps:
         if (str(ds.root), i) not in seen:
             seen.add((str(ds.root), i))
-            ds.verify_episode(i, (key, "action"))
+            ds.verify_episode(i, (key,) if (ds, i) in pool_eps else (key, "action"))
     if time.perf_counter() - t0 > 1.0:
         log.info("verified %d episodes in %.1f s", len(seen), time.perf_counter() - t0)
 
     if cfg.data.storage == "auto":
-        total = sum(ds.episodes[i]["length"] for ds, i in unl_eps + lab_eps) * int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
+        total = sum(ds.episodes[i]["length"] for ds, i in unl_eps + lab_eps + pool_eps) * int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
         in_memory = key == "state" or total < IN_MEMORY_BUDGET
     else:
         in_memory = cfg.data.storage == "ram"
     unl = FrameStore("unlabelled", unl_eps, key, in_memory, device, with_actions=True)
     lab = FrameStore("labelled", lab_eps, key, in_memory, device, with_actions=True)
+    lam = FrameStore("pool+unlabelled", pool_eps + unl_eps, key, in_memory, device, with_actions=False) if pool_eps else unl
 
     mean = std = None
     if key == "state":
@@ -229,7 +240,7 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
     delta_rms = None
     if key == "state":  # RMS one-step change of the normalised state, per dim (IDM/FDM input scaling)
         sq, n = np.zeros(spec.shape, np.float64), 0
-        for store in (unl, lab):
+        for store in (lam, lab):  # lam holds unl's episodes too
             f = (store.frames.cpu().numpy().astype(np.float64) - mean) / std  # (total, D)
             d = np.diff(f, axis=0)  # (total-1, D); drop the differences across episode boundaries
             keep = np.ones(len(d), bool)
@@ -253,7 +264,15 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
     rng = np.random.default_rng(cfg.run.seed)
     lab_train, lab_val = _split(len(lab), cfg.data.holdout, rng)
     unl_train, unl_val = _split(len(unl), cfg.data.holdout, rng)
+    if pool_eps:  # held-out pool episodes score the LAM's reconstruction (label-free); unl keeps its own split
+        pool_train, pool_val = _split(len(pool_eps), cfg.data.holdout, rng)
+        n = len(pool_eps)
+        lam_train, lam_val = pool_train + [n + i for i in unl_train], pool_val + [n + i for i in unl_val]
+    else:
+        lam_train, lam_val = unl_train, unl_val
     return TrainData(key=key, obs_spec=spec, action=action, fps=everything[0].fps, unl=unl, lab=lab,
                      unl_train=unl_train, unl_val=unl_val, lab_train=lab_train, lab_val=lab_val,
                      state_mean=mean, state_std=std, delta_rms=delta_rms, low=low, high=high, fingerprint=fingerprint(everything),
-                     sources={"unlabelled": [str(d.root) for d in unl_ds], "labelled": [str(d.root) for d in lab_ds]})
+                     sources={"unlabelled": [str(d.root) for d in unl_ds], "labelled": [str(d.root) for d in lab_ds],
+                              "pool": [str(d.root) for d in pool_ds]},
+                     lam=lam, lam_train=lam_train, lam_val=lam_val)

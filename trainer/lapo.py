@@ -52,7 +52,7 @@ class LAPO(Common):
         # ---- ALGO LOGIC
         params = [*self.idm.parameters(), *self.vq.parameters(), *self.fdm.parameters()]
         self.lam_opt = self.adamw("lam", [{"params": params, "lr": cfg.optim.lr}])
-        self.unl_sampler = self.sampler("lam/unlabelled", unl.window_ids(d.unl_train + d.unl_val))
+        self.unl_sampler = self.sampler("lam/unlabelled", d.lam.window_ids(d.lam_train))
         self.lab_sampler = self.sampler("lam/labelled", lab.window_ids(d.lab_train))
         self.lam_loss = self.run.wrap(VQLAMLoss(self.idm, self.vq, self.fdm))
         latents = lambda key: (lambda ids: self.extra[key][torch.from_numpy(ids)])  # noqa: E731
@@ -75,7 +75,7 @@ class LAPO(Common):
 
     def lam_step(self, i: int) -> dict:
         unl, lab = self.data.unl, self.data.lab
-        w = torch.cat([self.windows(unl, self.unl_sampler()), self.windows(lab, self.lab_sampler())])
+        w = torch.cat([self.windows(self.data.lam, self.unl_sampler()), self.windows(lab, self.lab_sampler())])
         with self.run.autocast():
             loss, fdm, vq, perplexity = self.lam_loss(w)
         self.update(self.lam_opt, loss, i)

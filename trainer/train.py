@@ -78,13 +78,13 @@ def _check_resume(cfg, data: TrainData, ckpt: dict, out: Path) -> None:
 
 
 def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resume: bool = False,
-          echo: list[str] | tuple[str, ...] = ()) -> dict:
+          echo: list[str] | tuple[str, ...] = (), pool: list[str] = ()) -> dict:
     """Train `cfg.algo` and write RUN/policy.pt. Returns the summary (also RUN/summary.json)."""
     out = Path(out)
     t0 = time.perf_counter()
     run = Run(cfg, out, resume)
     try:
-        data = load_data(cfg, list(unlabelled), list(labelled), run.device)
+        data = load_data(cfg, list(unlabelled), list(labelled), run.device, pool=list(pool))
         resolve(cfg, data)
         ckpt = run.load_checkpoint() if resume else None
         if resume and ckpt is None and run.is_main:
@@ -99,9 +99,9 @@ def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resu
         if run.is_main:
             for line in echo:
                 log.info(line)
-            log.info("%s on %s (%s, world %d): %d unlabelled episodes (%s hidden actions), %d labelled; %s",
+            log.info("%s on %s (%s, world %d): %d unlabelled episodes (%s hidden actions), %d labelled, %d pool; %s",
                      cfg.algo, data.key, run.device, run.world, len(data.unl), "with" if data.hidden_actions else "no",
-                     len(data.lab), f"resuming at stage {ckpt['stage']} step {ckpt['step']}" if ckpt else "fresh run")
+                     len(data.lab), len(data.lam) - len(data.unl), f"resuming at stage {ckpt['stage']} step {ckpt['step']}" if ckpt else "fresh run")
         result = run_stages(run, algo, ckpt)
 
         summary = {"algo": cfg.algo, "obs": data.key, "device": str(run.device), "world_size": run.world,
