@@ -261,11 +261,23 @@ def main() -> None:
         futures = {ex.submit(cell, *job, a): job for job in todo}
         for f in as_completed(futures):
             c = f.result()
-            done.append(c)
-            write_json_atomic(out, {"machine": machine(), "cells": done})
+            done = save_cell(out, c, key)
             print(f"[{time.perf_counter() - t0:6.0f}s] {c['regime']}/{c['labelled_episodes']} {c['task']:18s} {c['method']:10s} "
                   f"seed {c['seed']}: {c['score']:.2f} (train {c['provenance']['train_s']} s)", flush=True)
     report(done, name, a.regime)
+
+
+def save_cell(out: Path, c: dict, key) -> list[dict]:
+    """Add one cell to the results file under a lock, re-reading it first: several invocations (e.g. one per
+    method with its own --set) may share a file. Returns every cell in it."""
+    import fcntl
+
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cells = json.loads(out.read_text())["cells"] if out.exists() else []
+        cells = [x for x in cells if key(x) != key(c)] + [c]
+        write_json_atomic(out, {"machine": machine(), "cells": cells})
+    return cells
 
 
 def report(done: list[dict], name: str, regime: str) -> None:

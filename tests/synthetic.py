@@ -23,20 +23,25 @@ def linear_system(seed: int = 0, D: int = 4, A: int = 2):
     return M, B, K
 
 
-def write_linear(root: str | Path, kind: str, episodes: int, T: int = 60, seed: int = 0, labelled: bool = True) -> str:
-    """kind="expert": a = clip(-K o); kind="play": a ~ U(-1, 1). Returns the dataset path."""
+def write_linear(root: str | Path, kind: str, episodes: int, T: int = 60, seed: int = 0, labelled: bool = True,
+                 context: tuple[float, float] | None = None) -> str:
+    """kind="expert": a = clip(-K o); kind="play": a ~ U(-1, 1). Returns the dataset path.
+    context=(lo, hi) appends two dimensions drawn per episode from U(lo, hi) and constant within it: a part
+    of the scene the dynamics ignore (where an object stands), so episodes can come from different regions."""
     M, B, K = linear_system()
     D = M.shape[0]
-    w = DatasetWriter(root, observation=ObservationSpec({"state": ArraySpec((D,), "float32")}), action=LIN_ACTION,
+    C = 0 if context is None else 2
+    w = DatasetWriter(root, observation=ObservationSpec({"state": ArraySpec((D + C,), "float32")}), action=LIN_ACTION,
                       fps=10, robot="linear", task="linear")
     rng = np.random.default_rng(seed + (0 if kind == "expert" else 1000))
     for _ in range(episodes):
         o = rng.uniform(-2, 2, D)
-        obs, acts = [o], []
+        c = rng.uniform(*context, C) if C else np.zeros(0)
+        obs, acts = [np.r_[o, c]], []
         for _ in range(T - 1):
             a = np.clip(-K @ o, -1, 1) if kind == "expert" else rng.uniform(-1, 1, 2)
             o = M @ o + B @ a
-            obs.append(o)
+            obs.append(np.r_[o, c])
             acts.append(a)
         w.add_episode({"state": np.array(obs, np.float32)}, np.array(acts, np.float32) if labelled else None)
     return str(root)

@@ -4,10 +4,10 @@ Loaded by clamkit.config.load_config from configs/*.yaml plus `--set section.fie
 resolved config (with derived fields filled, e.g. lam.weight) is saved as RUN/config.yaml and
 stored in every checkpoint and in policy.pt.
 
-Defaults are the state recipe (MetaWorld-like, DESIGN §3). The step counts are deliberately short:
-a prototype found CLAM got *worse* with longer LAM training (500 steps ≈ best, 8000 bad) and the
-FDM loss cannot tell when to stop, so stage 1 keeps the checkpoint where CLAM's decoded relabels
-agree best with a small supervised IDM trained on the labelled play data (`lam.select`).
+Defaults are the state recipe (MetaWorld-like, DESIGN §3). Stage 1 is short (1,000 steps): on validation
+seeds 2,000 LAM steps did worse. Within it, the checkpoint with the lowest reconstruction error on held-out
+unlabelled episodes is kept (`lam.select=fdm`, label-free); the older rule — agree best with a supervised IDM
+trained on the labelled play (`disagreement`) — copies VPT's labeller and lost to it (README, learning).
 """
 
 from __future__ import annotations
@@ -100,10 +100,11 @@ class LAMConfig:
     """stage 1 steps (short on purpose: longer LAM training made CLAM worse in the prototype)"""
     weight: float | None = None
     """λ of the decoder term MSE(d(z), a) on labelled play windows (None: 1.0 for state, 0.01 for pixels)"""
-    select: str = "disagreement"
-    """which stage-1 checkpoint to keep, each label-free: "disagreement" (decoded relabels closest to a supervised
-    IDM's on the unlabelled windows — VPT's labeller, so CLAM at best ties its labels), "fdm" (lowest
-    reconstruction error on held-out pool/unlabelled episodes), "decoder" (lowest decoder error on held-out play), "last" """
+    select: str = "fdm"
+    """which stage-1 checkpoint to keep, each label-free: "fdm" (lowest reconstruction error on held-out
+    pool/unlabelled episodes; chosen on validation seeds, README), "disagreement" (decoded relabels closest to a
+    supervised IDM's on the unlabelled windows — VPT's labeller, so CLAM at best ties its labels), "decoder"
+    (lowest decoder error on held-out play), "last" """
     eval_every: int = 50
     """steps between probes (decoder R²/MSE, disagreement, relabel error) and selection candidates"""
     fdm_on_labelled: bool = True

@@ -80,7 +80,7 @@ SMOKE = str(ROOT / "configs" / "smoke.yaml")
 SMOKE_IMAGE = str(ROOT / "configs" / "smoke-image.yaml")
 
 
-def clam_train(unlabelled, labelled, out, *sets, config=SMOKE, resume=False, check=True):
+def clam_train(unlabelled, labelled, out, *sets, config=SMOKE, resume=False, check=True, pool=()):
     """Run the clam-train CLI in-process (click's CliRunner); returns the click Result."""
     from click.testing import CliRunner
 
@@ -88,6 +88,8 @@ def clam_train(unlabelled, labelled, out, *sets, config=SMOKE, resume=False, che
 
     args = ["--config", config, "--unlabelled", unlabelled, "--labelled", labelled, "--out", str(out),
             "--set", "run.progress=false"]
+    for p in pool:
+        args += ["--pool", p]
     for s in sets:
         args += ["--set", s]
     if resume:

@@ -8,7 +8,7 @@ import torch
 
 from clamkit.trainer.deploy import DeployPolicy, load_policy
 
-STAGES = {"clam": {"idm", "lam", "relabel", "policy"}, "bc-play": {"policy"}, "bc-expert": {"policy"},
+STAGES = {"clam": {"lam", "relabel", "policy"}, "bc-play": {"policy"}, "bc-expert": {"policy"},
           "vq": {"lam", "play_latents", "decoder", "relabel", "policy"}, "vpt": {"idm", "relabel", "policy"}}
 
 
@@ -33,15 +33,28 @@ def test_every_algo_trains_and_deploys(algo, linear_data, tmp_path, helpers):
         assert np.isfinite(summary["metrics"]["probe/policy_action_mse"])
 
 
-def test_lam_selection_by_disagreement_vs_last(linear_data, tmp_path, helpers):
+@pytest.mark.parametrize("rule, probe", [("fdm", "probe/lam_val_fdm"), ("decoder", "probe/decoder_mse"),
+                                         ("disagreement", "probe/disagreement")])
+def test_lam_selection_keeps_the_step_its_probe_scored_best(rule, probe, linear_data, tmp_path, helpers):
+    """Each label-free rule keeps the LAM checkpoint where its own probe was lowest; "last" keeps the last."""
     expert, play = linear_data
-    steps = ["lam.steps=200", "idm.steps=200", "policy.steps=20", "lam.eval_every=50", "model.hidden=[32]"]
-    helpers.clam_train(expert, play, tmp_path / "d", *steps)
-    helpers.clam_train(expert, play, tmp_path / "l", *steps, "lam.select=last")
-    d = json.loads((tmp_path / "d" / "summary.json").read_text())["metrics"]
+    steps = ["lam.steps=200", "idm.steps=100", "policy.steps=20", "lam.eval_every=25", "model.hidden=[32]"]
+    helpers.clam_train(expert, play, tmp_path / rule, *steps, f"lam.select={rule}")
+    records = [json.loads(ln) for ln in (tmp_path / rule / "metrics.jsonl").read_text().splitlines()]
+    scored = {r["step"]: r[probe] for r in records if probe in r and r.get("stage") == "lam"}
+    assert len(scored) == 8
+    best_step = min(scored, key=scored.get)
+    m = json.loads((tmp_path / rule / "summary.json").read_text())["metrics"]
+    assert m["select/lam_score"] == pytest.approx(scored[best_step])
+    assert m["select/lam_step"] == best_step - min(scored) + 25  # stage-local step of the kept checkpoint
+
+
+def test_lam_selection_last_keeps_the_last_step(linear_data, tmp_path, helpers):
+    expert, play = linear_data
+    helpers.clam_train(expert, play, tmp_path / "l", "lam.steps=200", "policy.steps=20", "lam.eval_every=50",
+                       "model.hidden=[32]", "lam.select=last")
     last = json.loads((tmp_path / "l" / "summary.json").read_text())["metrics"]
-    assert d["select/lam_step"] in (50, 100, 150, 200) and "select/lam_score" in d
-    assert last["select/lam_step"] == 200 and "probe/disagreement" not in last
+    assert last["select/lam_step"] == 200 and "probe/disagreement" not in last and "select/lam_score" not in last
 
 
 def test_latent_policy_in_action_space_trains_only_the_policy(linear_data, tmp_path, helpers):

@@ -36,10 +36,10 @@ def test_smoke_metaworld_all_stages_under_a_minute(metaworld_data, tmp_path, hel
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     keys = set().union(*records)
-    for k in ("losses/lam_fdm", "losses/lam_decoder", "losses/idm", "losses/policy", "probe/decoder_r2", "probe/decoder_mse",
-              "probe/disagreement", "probe/relabel_mse", "probe/policy_action_mse", "charts/steps_per_s", "select/lam_step"):
+    for k in ("losses/lam_fdm", "losses/lam_decoder", "losses/policy", "probe/decoder_r2", "probe/decoder_mse",
+              "probe/lam_val_fdm", "probe/latent_spread", "probe/relabel_mse", "probe/policy_action_mse", "charts/steps_per_s", "select/lam_step"):
         assert k in keys, k
-    assert {r["stage"] for r in records if "stage" in r} == {"idm", "lam", "policy", "relabel"}
+    assert {r["stage"] for r in records if "stage" in r} == {"lam", "policy", "relabel"}  # no supervised IDM with select=fdm
 
     policy, meta = load_policy(out)
     assert policy.input_names == ["state"]

@@ -24,7 +24,7 @@ def test_smoke_image_all_stages(image_data, tmp_path, helpers):
     a = policy(torch.from_numpy(obs))
     assert a.shape == (4, 2) and a.abs().max() <= 1
     keys = set().union(*map(json.loads, (out / "metrics.jsonl").read_text().splitlines()))
-    assert {"probe/decoder_r2", "probe/disagreement", "probe/relabel_mse", "losses/lam_fdm"} <= keys
+    assert {"probe/decoder_r2", "probe/lam_val_fdm", "probe/relabel_mse", "losses/lam_fdm"} <= keys
 
 
 @pytest.mark.parametrize("algo", ["vq", "vpt"])
