@@ -24,6 +24,11 @@ def _quiet(fn):
     return click.option("--quiet", is_flag=True, help="No progress bar.")(fn)
 
 
+def _standard(fn):
+    """--out, --size, --quiet: what every import takes."""
+    return _out(_size(_quiet(fn)))
+
+
 def _keys(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -49,11 +54,9 @@ def main():
 
 @main.command()
 @click.argument("folder", type=click.Path())
-@_out
-@_size
 @click.option("--fps", type=float, default=None, help="Resample every video to this rate (required for image folders). "
               "Default: the videos' own constant rate.")
-@_quiet
+@_standard
 @handle_errors
 def videos(folder, out, size, fps, quiet):
     """Every video (mp4, webm, avi, mkv, mov) or numbered-image folder in FOLDER -> one unlabelled episode.
@@ -73,15 +76,13 @@ def videos(folder, out, size, fps, quiet):
 
 @main.command()
 @click.argument("path", type=click.Path())
-@_out
 @click.option("--camera", default=None, help="Video/image feature to store as 'image' (default: the first; 'none': no image).")
 @click.option("--state", default=None, help="Comma-separated vector features concatenated into 'state' "
               "(default: observation.state when present; 'none').")
 @click.option("--no-actions", is_flag=True, help="Drop the actions (import as unlabelled).")
 @click.option("--semantics", default=None, help="Action semantics to record, e.g. ee_delta_xyz_rpy+gripper "
               "(default: lerobot:<robot_type>). Datasets trained together must agree.")
-@_size
-@_quiet
+@_standard
 @handle_errors
 def lerobot(path, out, camera, state, no_actions, semantics, size, quiet):
     """A local LeRobotDataset v3 directory -> clamkit dataset (fps, episodes and actions kept).
@@ -99,7 +100,6 @@ def lerobot(path, out, camera, state, no_actions, semantics, size, quiet):
 
 @main.command()
 @click.argument("file", type=click.Path())
-@_out
 @click.option("--image-key", default=None, help="obs key of (T, H, W, 3) uint8 frames (default: the first *_image; 'none').")
 @click.option("--state-keys", default=None, help="Comma-separated low-dim obs keys concatenated into 'state' "
               "(default: robot0_eef_pos,robot0_eef_quat,robot0_gripper_qpos when present; 'none').")
@@ -107,8 +107,7 @@ def lerobot(path, out, camera, state, no_actions, semantics, size, quiet):
 @click.option("--filter", "filter_key", default=None, help="Only the demos of mask/<FILTER> (e.g. train).")
 @click.option("--no-actions", is_flag=True, help="Drop the actions (import as unlabelled).")
 @click.option("--semantics", default="robomimic", show_default=True, help="Action semantics to record.")
-@_size
-@_quiet
+@_standard
 @handle_errors
 def hdf5(file, out, image_key, state_keys, fps, filter_key, no_actions, semantics, size, quiet):
     """A robomimic-layout HDF5 file (data/demo_N/obs/..., actions) -> clamkit dataset.
@@ -126,7 +125,6 @@ def hdf5(file, out, image_key, state_keys, fps, filter_key, no_actions, semantic
 
 @main.command()
 @click.argument("src", type=click.Path())
-@_out
 @click.option("--image-key", default=None, help="Image feature (default: the first steps/observation/image*; 'none').")
 @click.option("--state-key", default="auto", show_default=True, help="State feature ('auto': steps/observation/state; 'none').")
 @click.option("--action-key", default="steps/action", show_default=True)
@@ -135,8 +133,7 @@ def hdf5(file, out, image_key, state_keys, fps, filter_key, no_actions, semantic
                    "auto: bridge when the dataset is named *bridge*.")
 @click.option("--fps", type=float, default=None, help="Rate (RLDS stores none; default 5 for bridge).")
 @click.option("--split", default="train", show_default=True, help="Which shards: <name>-<split>.tfrecord-*.")
-@_size
-@_quiet
+@_standard
 @handle_errors
 def rlds(src, out, image_key, state_key, action_key, action_map, fps, split, size, quiet):
     """RLDS / Open X-Embodiment TFRecord episodes (a TFDS dataset directory or one shard) -> clamkit dataset.

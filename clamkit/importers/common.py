@@ -104,9 +104,10 @@ class VideoFile:
         self.stream.thread_type = "AUTO"
         ctx = self.stream.codec_context
         if ctx is None or getattr(ctx, "codec", None) is None or not ctx.codec.is_decoder:
-            name = getattr(getattr(self.stream, "codec_context", None), "name", "?")
+            name = getattr(ctx, "name", None)
             self.container.close()
-            raise DatasetError(f"{self.path}: unsupported codec {name!r} (FFmpeg in PyAV cannot decode it)")
+            raise DatasetError(f"{self.path}: unsupported codec{f' {name!r}' if name else ''} (the FFmpeg in PyAV has no "
+                               "decoder for this video stream; re-encode it, e.g. to H.264)")
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.fps = float(rate) if rate else None
         self.declared_frames = int(self.stream.frames or 0)  # 0: the container does not say

@@ -244,7 +244,7 @@ def import_lerobot(root: str | Path, out: str | Path, *, camera: str | None = No
                     raise DatasetError(f"{path}: {what} frame_index is not 0..{T - 1} in order")
                 if not np.isfinite(ts).all() or np.abs(ts - fidx / info.fps).max() > TIME_TOLERANCE:
                     bad = int(np.argmax(~np.isfinite(ts) | (np.abs(ts - fidx / info.fps) > TIME_TOLERANCE)))
-                    raise DatasetError(f"{path}: {what} timestamp {ts[bad]!r} at frame {bad} is not frame_index / fps "
+                    raise DatasetError(f"{path}: {what} timestamp {float(ts[bad]):.4f} s at frame {bad} is not frame_index / fps "
                                        f"({bad / info.fps:.4f} s at {info.fps:g} fps): variable fps or dropped frames")
                 with writer.begin_episode() as out_ep:
                     if state:
