@@ -198,3 +198,20 @@ def test_lerobot_package_dataset_is_read(tmp_path):
     out = Dataset(tmp_path / "ds")
     assert [e["length"] for e in out.episodes] == [8, 8] and lerobot is not None
     assert [frame_index(f) for f in out.episode(1)["image"]] == list(range(8))
+
+
+def test_export_tables_load_the_way_lerobot_loads_them(tmp_path):
+    """LeRobot reads meta/tasks.parquet with pandas (index 'task') and the episode table's offsets; check both."""
+    pd = pytest.importorskip("pandas", reason="pandas (extra 'dev') emulates LeRobot's table loading")
+    write_lerobot(tmp_path / "lr")
+    run("lerobot", tmp_path / "lr", "--out", tmp_path / "a", "--size", "native")
+    run("export-lerobot", tmp_path / "a", "--out", tmp_path / "lr2")
+    tasks = pd.read_parquet(tmp_path / "lr2" / "meta" / "tasks.parquet")
+    assert tasks.index.name == "task" and int(tasks.loc["pick the cube"].task_index) == 0
+    eps = pd.read_parquet(tmp_path / "lr2" / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    assert eps["length"].tolist() == list(LENGTHS)
+    assert eps["dataset_to_index"].tolist() == np.cumsum(LENGTHS).tolist()
+    key = "videos/observation.images.image"
+    np.testing.assert_allclose(eps[f"{key}/to_timestamp"] - eps[f"{key}/from_timestamp"], np.array(LENGTHS) / 10)
+    stats = json.loads((tmp_path / "lr2" / "meta" / "stats.json").read_text())
+    assert np.asarray(stats["observation.images.image"]["mean"]).shape == (3, 1, 1) and stats["action"]["count"] == [sum(LENGTHS) - len(LENGTHS)]  # the T-1 recorded actions
