@@ -31,11 +31,12 @@ def frame_index(img: np.ndarray) -> int:
 
 
 def write_video(path: Path, n: int, fps: int = 10, codec: str = "libx264", h: int = 32, w: int = 32, times=None,
-                pix_fmt: str = "yuv420p") -> Path:
-    """A real video file; `times` (seconds per frame) makes a variable-frame-rate one."""
+                pix_fmt: str = "yuv420p", faststart: bool = False) -> Path:
+    """A real video file; `times` (seconds per frame) makes a variable-frame-rate one; faststart puts the
+    index (moov) first, so a truncated file still opens and the damage shows only while decoding."""
     from fractions import Fraction
 
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = w, h, pix_fmt
         s.bit_rate = 4_000_000  # high quality, so a frame's index survives every codec (mpeg4's default is coarse)

@@ -44,7 +44,7 @@ def write_rerun(scene: Scene, path: Path) -> list[str]:
     rec = rr.RecordingStream(f"clamkit-view:{scene.kind}")
     rec.save(str(path))
     for t in scene.tracks:
-        T = len(t.frames) if t.frames is not None else len(t.state if t.state is not None else t.latents)
+        T = t.length
         for i in range(T):
             rec.set_time("frame", sequence=i)
             if t.frames is not None:
@@ -87,7 +87,7 @@ def write_sheet(scene: Scene, path: Path, gif: bool = True) -> list[str]:
         if t.success is not None:
             panels.append(f"{t.name}/success")
         ax_f.axis("off")
-        x = np.arange(len(t.frames) if t.frames is not None else len(t.state))
+        x = np.arange(t.length)
         if t.actions is not None:
             for j in range(t.actions.shape[1]):
                 ax_a.plot(x[:len(t.actions)], t.actions[:, j], color=f"C{j}", lw=1, label=f"a[{j}]" if r == 0 else None)

@@ -21,6 +21,7 @@ class Track:
 
     name: str
     fps: float
+    length: int                          # T observations
     frames: np.ndarray | None = None     # (T, H, W, 3) uint8
     state: np.ndarray | None = None      # (T, D)
     actions: np.ndarray | None = None    # (T-1, A): a_t, true (recorded) actions
@@ -45,7 +46,7 @@ def _tracks(ds: Dataset, episodes: list[int]) -> list[Track]:
         e, arr = ds.episodes[i], ds.episode(i)
         frames = next((arr[k] for k, s in ds.observation.keys.items() if len(s.shape) == 3 and s.shape[2] == 3), None)
         succ = e.get("success")
-        out.append(Track(name=f"episode_{i:06d}", fps=ds.fps, frames=frames, state=arr.get("state"), actions=arr.get("action"),
+        out.append(Track(name=f"episode_{i:06d}", fps=ds.fps, length=e["length"], frames=frames, state=arr.get("state"), actions=arr.get("action"),
                          success=bool(succ) if isinstance(succ, (bool, int, float)) else None,
                          task=str(e.get("task") or ds.meta.get("task") or "")))
     return out
@@ -107,7 +108,8 @@ def _run_latents(run: Path, datasets: list[Path], max_episodes: int) -> list[Tra
         dec = torch.full((len(z), policy.low.numel()), float("nan"))
         dec[ok] = policy.unnormalize(policy.decoder(z[ok]))  # (n, A) robot units
     # The trainer's frame order: every --unlabelled dataset in order, its episodes of >= 3 frames in order.
-    eps = [(Dataset(d), i) for d in datasets for i in range(len(Dataset(d))) if Dataset(d).episodes[i]["length"] >= 3]
+    opened = [Dataset(d) for d in datasets]
+    eps = [(ds, i) for ds in opened for i in range(len(ds)) if ds.episodes[i]["length"] >= 3]
     total = sum(ds.episodes[i]["length"] for ds, i in eps)
     if total != len(z):
         raise UserError(f"{run}: the checkpoint holds relabels for {len(z)} frames, the datasets given have {total} in "

@@ -112,6 +112,7 @@ class VideoFile:
         self.fps = float(rate) if rate else None
         self.declared_frames = int(self.stream.frames or 0)  # 0: the container does not say
         self.codec = self.stream.codec_context.name
+        self.decoded = 0  # frames decoded so far (to compare with declared_frames at the end)
 
     def close(self) -> None:
         self.container.close()
@@ -134,14 +135,13 @@ class VideoFile:
     def frames(self, size: tuple[int, int] | None) -> Iterator[tuple[float, np.ndarray]]:
         """(time in seconds, (H, W, 3) uint8) for each decoded frame, in presentation order."""
         lib = av()
-        n = 0
         try:
             for frame in self.container.decode(self.stream):
-                t = frame.time if frame.time is not None else n / (self.fps or 1.0)
-                n += 1
+                t = frame.time if frame.time is not None else self.decoded / (self.fps or 1.0)
+                self.decoded += 1
                 yield float(t), to_rgb(frame, size)
         except lib.error.FFmpegError as e:
-            raise DatasetError(f"{self.path}: corrupt or truncated video after {n} frames ({_reason(e)})") from None
+            raise DatasetError(f"{self.path}: corrupt or truncated video after {self.decoded} frames ({_reason(e)})") from None
 
 
 def decode_image(data: bytes | str | Path, size: tuple[int, int] | None, what: str) -> np.ndarray:

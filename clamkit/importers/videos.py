@@ -116,9 +116,9 @@ def import_videos(folder: str | Path, out: str | Path, *, size: tuple[int, int] 
                         ep.add_observations({"image": chunk})
                         bar.update(len(chunk))
                     n = ep.length
-                    if video is not None and fps is None and video.declared_frames and n != video.declared_frames:
-                        raise DatasetError(f"{src}: the container declares {video.declared_frames} frames but {n} decode "
-                                           "(truncated or corrupt)")
+                    if video is not None and video.declared_frames and video.decoded != video.declared_frames:
+                        raise DatasetError(f"{src}: the container declares {video.declared_frames} frames but "
+                                           f"{video.decoded} decode (truncated or corrupt)")
                     if n < 2:
                         raise DatasetError(f"{src}: {n} frame(s); an episode needs at least 2")
                     ep.commit(source=src.name, source_fps=video.fps if video else None)

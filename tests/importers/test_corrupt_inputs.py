@@ -101,6 +101,8 @@ VIDEOS = {
     "variable frame rate": lambda d: write_video(d / "a.mp4", 9, fps=10, times=np.cumsum([0] + [0.1, 0.25] * 4)[:9]),
     "truncated mp4": lambda d: (write_video(d / "a.mp4", 30), _truncate(d / "a.mp4", 0.5)),
     "garbage mp4": lambda d: (d / "a.mp4").write_bytes(b"\x00\x01" * 3000),
+    "truncated faststart mp4": lambda d: (write_video(d / "a.mp4", 40, faststart=True), _truncate(d / "a.mp4", 0.6)),
+    "truncated faststart mp4, resampled": lambda d: (write_video(d / "a.mp4", 40, faststart=True), _truncate(d / "a.mp4", 0.6)),
     "one-frame video": lambda d: write_video(d / "a.mp4", 1),
     "image folder gap": lambda d: [(d / "seq").mkdir()] + [(d / "seq" / f"{i:03d}.png").write_bytes(encode_image(frame(i), "png")) for i in (0, 1, 3)],
     "image folder without numbers": lambda d: [(d / "seq").mkdir(), (d / "seq" / "a.png").write_bytes(encode_image(frame(0), "png")),
@@ -197,7 +199,9 @@ EXPECT = {
     "lerobot:video too short": "ends after 5 of 12", "lerobot:video unsupported codec": "unsupported codec",
     "videos:empty folder": "no video files", "videos:mixed frame rates": "pass --fps to resample",
     "videos:variable frame rate": "variable frame rate", "videos:truncated mp4": "not a readable video",
-    "videos:garbage mp4": "not a readable video", "videos:one-frame video": "needs at least 2",
+    "videos:garbage mp4": "not a readable video",
+    "videos:truncated faststart mp4": "corrupt or truncated",
+    "videos:truncated faststart mp4, resampled": "corrupt or truncated", "videos:one-frame video": "needs at least 2",
     "videos:image folder gap": "frame 2 is missing", "videos:image folder without numbers": "no frame number",
     "videos:corrupt image": "not a decodable image", "videos:duplicate frame numbers": "frame number 1",
     "hdf5:not HDF5": "not a readable HDF5", "hdf5:truncated HDF5": "not a readable HDF5", "hdf5:no data group": "no 'data' group",
@@ -240,7 +244,8 @@ def test_bad_input_one_line_exit_2_nothing_written(kind, case, pristine, tmp_pat
         src = tmp_path / "in"
         src.mkdir()
         VIDEOS[case](src)
-        args = ["videos", str(src), "--size", "16"] + (["--fps", "10"] if "image" in case or "frame numbers" in case else [])
+        args = ["videos", str(src), "--size", "16"] + (["--fps", "10"] if "image" in case or "frame numbers" in case else []) + \
+            (["--fps", "5"] if "resampled" in case else [])
     elif kind == "hdf5":
         src = tmp_path / "in.hdf5"
         shutil.copy(pristine / "demo.hdf5", src)

@@ -122,3 +122,24 @@ def test_run_with_the_wrong_data_is_refused(tiny_run, tmp_path):
     other = write_linear(tmp_path / "other", "expert", 2, T=15)
     res = CliRunner().invoke(main, [str(run), "--data", other, "--out", str(tmp_path / "x.png")])
     assert res.exit_code == 2 and "relabels for" in res.output
+
+
+def test_run_contact_sheet_has_relabel_latent_and_metric_panels(tiny_run, tmp_path):
+    from PIL import Image
+
+    run, unl = tiny_run
+    _view(run, "--data", unl, "--out", tmp_path / "run.png", "--episodes", "2")
+    panels = set(json.loads(Image.open(tmp_path / "run.png").info["clamkit:panels"]))
+    name = "expert/episode_000001"
+    assert {f"{name}/action", f"{name}/decoded", f"{name}/latent"} <= panels
+    assert any(p.startswith("metrics/probe/") for p in panels)
+
+
+def test_without_rerun_the_default_is_a_contact_sheet(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rerun" else real(name, *a))
+    _rollouts(tmp_path / "ro")
+    out = _view(tmp_path / "ro")
+    assert out["out"].endswith("ro-view.png") and (tmp_path / "ro-view.png").is_file() and (tmp_path / "ro-view.gif").is_file()
