@@ -215,3 +215,37 @@ def test_export_tables_load_the_way_lerobot_loads_them(tmp_path):
     np.testing.assert_allclose(eps[f"{key}/to_timestamp"] - eps[f"{key}/from_timestamp"], np.array(LENGTHS) / 10)
     stats = json.loads((tmp_path / "lr2" / "meta" / "stats.json").read_text())
     assert np.asarray(stats["observation.images.image"]["mean"]).shape == (3, 1, 1) and stats["action"]["count"] == [sum(LENGTHS) - len(LENGTHS)]  # the T-1 recorded actions
+
+
+def test_lerobot_image_feature_stored_in_parquet_is_decoded_exactly(tmp_path):
+    """dtype "image" features (use_videos=False): PNG bytes in a {bytes, path} struct column, lossless."""
+    from import_inputs import encode_image, pa, pq
+
+    root = tmp_path / "lr"
+    (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    (root / "data" / "chunk-000").mkdir(parents=True)
+    lengths, rows, eps, index = (5, 4), [], [], 0
+    for e, T in enumerate(lengths):
+        for t in range(T):
+            rows.append({"observation.image": {"bytes": encode_image(frame(t + e), "png"), "path": None},
+                         "action": [float(t), float(e)], "timestamp": t / 5, "frame_index": t, "episode_index": e,
+                         "index": index, "task_index": 0})
+            index += 1
+        eps.append({"episode_index": e, "tasks": ["t"], "length": T, "data/chunk_index": 0, "data/file_index": 0,
+                    "dataset_from_index": index - T, "dataset_to_index": index})
+    schema = pa.schema([("observation.image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                        ("action", pa.list_(pa.float32())), ("timestamp", pa.float32()), ("frame_index", pa.int64()),
+                        ("episode_index", pa.int64()), ("index", pa.int64()), ("task_index", pa.int64())])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), root / "data" / "chunk-000" / "file-000.parquet")
+    pq.write_table(pa.Table.from_pylist(eps), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    (root / "meta" / "info.json").write_text(json.dumps({
+        "codebase_version": "v3.0", "fps": 5, "robot_type": "koch", "total_episodes": 2,
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet", "video_path": None,
+        "features": {"observation.image": {"dtype": "image", "shape": [32, 32, 3], "names": ["height", "width", "channel"]},
+                     "action": {"dtype": "float32", "shape": [2], "names": None}}}))
+    run("lerobot", root, "--out", tmp_path / "ds", "--size", "native")
+    ds = Dataset(tmp_path / "ds")
+    assert [e["length"] for e in ds.episodes] == list(lengths) and ds.fps == 5
+    for e, T in enumerate(lengths):
+        np.testing.assert_array_equal(ds.episode(e)["image"], np.stack([frame(t + e) for t in range(T)]))
+        np.testing.assert_array_equal(ds.episode(e)["action"], [[t, e] for t in range(T - 1)])
