@@ -299,3 +299,26 @@ def test_existing_out_is_refused_untouched(tmp_path):
     res = CliRunner().invoke(main, ["videos", str(src), "--out", str(tmp_path / "out"), "--quiet"])
     assert res.exit_code == 2 and "already exists" in res.output
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_real_ctrl_c_mid_video_leaves_nothing(tmp_path):
+    """SIGINT to a real clam-import process while it decodes: exit 130, no --out, no temp directory."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "vids"
+    src.mkdir()
+    write_video(src / "long.mp4", 3000, fps=30, h=84, w=84)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "clamkit.importers.cli", "videos", str(src), "--out", str(out), "--size", "84",
+                             "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.importing-*/episodes/.tmp-*/image.npy")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert not out.exists() and not list(tmp_path.glob(".out.importing-*"))
