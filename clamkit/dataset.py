@@ -204,6 +204,9 @@ class EpisodeStream:
     """
 
     def __init__(self, writer: "DatasetWriter"):
+        if writer._stream is not None and not writer._stream.done:
+            raise DatasetError(f"{writer.root}: an episode is already being written; commit or abort it first")
+        writer._stream = self
         self.writer = writer
         self.index = len(writer.meta["episodes"])
         self.tmp = writer.root / "episodes" / f".tmp-{self.index:06d}"
@@ -288,6 +291,7 @@ class DatasetWriter:
                  fps: float, robot: str, task: str = "", info: dict | None = None):
         self.root = Path(root)
         self.observation, self.action = observation, action
+        self._stream: EpisodeStream | None = None  # the episode being written, if any (one at a time)
         (self.root / "episodes").mkdir(parents=True, exist_ok=True)
         if (self.root / "meta.json").exists():
             existing = Dataset(self.root)
