@@ -86,7 +86,11 @@ def write_sheet(scene: Scene, path: Path, gif: bool = True) -> list[str]:
         ax_f.set_title(f"{t.name}{mark}", fontsize=8, color="green" if t.success else ("red" if t.success is False else "black"))
         if t.success is not None:
             panels.append(f"{t.name}/success")
-        ax_f.axis("off")
+        if t.frames is None and t.state is not None:  # a state-only dataset: its observations in the first panel
+            ax_f.plot(np.asarray(t.state), lw=0.8)
+            panels.append(f"{t.name}/state")
+        else:
+            ax_f.axis("off")
         x = np.arange(t.length)
         if t.actions is not None:
             for j in range(t.actions.shape[1]):
@@ -97,6 +101,9 @@ def write_sheet(scene: Scene, path: Path, gif: bool = True) -> list[str]:
                 ax_a.plot(x[:len(t.decoded)], t.decoded[:, j], color=f"C{j}", lw=1, ls="--")
             panels.append(f"{t.name}/decoded")
         ax_a.set_title("actions (solid) vs decoded latent relabels (dashed)" if t.decoded is not None else "actions", fontsize=8)
+        if t.actions is None and t.decoded is None:
+            ax_a.axis("off")
+            ax_a.text(0.5, 0.5, "unlabelled: no actions", ha="center", va="center", fontsize=8)
         if t.latents is not None:
             z = t.latents[np.isfinite(t.latents).all(1)]
             if len(z) >= 2:
@@ -107,7 +114,7 @@ def write_sheet(scene: Scene, path: Path, gif: bool = True) -> list[str]:
                 ax_z.plot(p[0, 0], p[0, 1] if p.shape[1] > 1 else 0, "go", ms=5)
             ax_z.set_title("latent trajectory (2 principal directions, green = start)", fontsize=8)
             panels.append(f"{t.name}/latent")
-        elif t.state is not None:
+        elif t.state is not None and t.frames is not None:
             ax_z.plot(x, np.asarray(t.state), lw=0.8)
             ax_z.set_title("state", fontsize=8)
             panels.append(f"{t.name}/state")
