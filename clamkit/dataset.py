@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -120,20 +121,160 @@ class RunningStats:
             return cls()
         return cls(int(d["count"]), np.array(d["sum"]), np.array(d["sumsq"]), np.array(d["min"]), np.array(d["max"]))
 
+    def merged(self, other: "RunningStats") -> "RunningStats":
+        """The stats of both (count-weighted); either may be empty."""
+        if not other.count:
+            return self
+        if not self.count:
+            return other
+        return RunningStats(self.count + other.count, self.sum + other.sum, self.sumsq + other.sumsq,
+                            np.minimum(self.min, other.min), np.maximum(self.max, other.max))
+
 
 def merge_stats(stats: Iterable[dict]) -> dict:
     """Merge the per-key stats of several datasets (count-weighted)."""
     total = RunningStats()
     for d in stats:
-        s = RunningStats.from_json(d)
-        if not s.count:
-            continue
-        if total.sum is None:
-            total = s
-            continue
-        total = RunningStats(total.count + s.count, total.sum + s.sum, total.sumsq + s.sumsq,
-                             np.minimum(total.min, s.min), np.maximum(total.max, s.max))
+        total = total.merged(RunningStats.from_json(d))
     return total.to_json()
+
+
+# ----------------------------------------------------------------------------- streamed episode files
+
+
+class NpyStream:
+    """One .npy file written a chunk of steps at a time (a 10-minute video never sits in memory).
+
+    The header is reserved at open with room for any step count and rewritten with the real one at
+    close; the crc32 of the contents is chained over the chunks, so it equals `array_crc32` of the
+    whole array. Float chunks must be finite.
+    """
+
+    def __init__(self, path: Path, step_shape: tuple[int, ...], dtype: str, what: str):
+        self.path, self.what = Path(path), what
+        self.step_shape, self.dtype = tuple(step_shape), np.dtype(dtype)
+        self.count, self.crc = 0, 0
+        self.stats = RunningStats()
+        self._size = len(self._header(10**15))  # the longest header this file will ever need
+        self._f = open(self.path, "wb")
+        self._f.write(self._header(0, self._size))
+
+    def _header(self, n: int, size: int | None = None) -> bytes:
+        d = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (n, *self.step_shape)}
+        body = repr(d).encode("latin1")
+        size = size or -(-(len(body) + 11) // 64) * 64  # magic(6) + version(2) + length(2) + body + "\n", 64-aligned
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", size - 10) + body.ljust(size - 11) + b"\n"
+
+    def append(self, chunk: np.ndarray) -> None:
+        a = np.ascontiguousarray(chunk, dtype=self.dtype)
+        if a.shape[1:] != self.step_shape:
+            raise DatasetError(f"episode {self.what!r} has per-step shape {a.shape[1:]}, dataset expects {self.step_shape}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise DatasetError(f"episode {self.what!r} contains NaN or Inf")
+        if not len(a):
+            return
+        self._f.write(a.data)
+        self.crc = zlib.crc32(a.data, self.crc)
+        self.count += len(a)
+        self.stats.update(a if a.ndim > 1 else a[:, None])
+
+    def close(self) -> None:
+        """Write the real step count into the header and fsync."""
+        if self._f.closed:
+            return
+        self._f.seek(0)
+        self._f.write(self._header(self.count, self._size))
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+
+    def discard(self) -> None:
+        self._f.close()
+
+
+class EpisodeStream:
+    """An episode written step chunk by step chunk: `DatasetWriter.begin_episode()` hands one out.
+
+        with writer.begin_episode() as ep:
+            for frames in chunks:                      # (n, *shape) per observation key
+                ep.add_observations({"image": frames})
+            ep.add_actions(actions)                    # (T-1, A) in total, in any chunks; omit when unlabelled
+            ep.commit(task="...")                      # atomic: renamed into place, then meta.json
+    Leaving the block without commit (an error, Ctrl-C) removes the partial episode.
+    """
+
+    def __init__(self, writer: "DatasetWriter"):
+        if writer._stream is not None and not writer._stream.done:
+            raise DatasetError(f"{writer.root}: an episode is already being written; commit or abort it first")
+        writer._stream = self
+        self.writer = writer
+        self.index = len(writer.meta["episodes"])
+        self.tmp = writer.root / "episodes" / f".tmp-{self.index:06d}"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        self.files = {k: NpyStream(self.tmp / f"{k}.npy", s.shape, s.dtype, k) for k, s in writer.observation.keys.items()}
+        self.done = False
+
+    def __enter__(self) -> "EpisodeStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.done:
+            self.abort()
+
+    def add_observations(self, obs: dict[str, np.ndarray]) -> None:
+        if set(obs) != set(self.files):
+            raise DatasetError(f"episode has keys {sorted(obs)}, dataset expects {sorted(self.files)}")
+        for k, a in obs.items():
+            self.files[k].append(a)
+
+    def add_actions(self, actions: np.ndarray) -> None:
+        if self.writer.action is None:
+            raise DatasetError("dataset was created without an action spec; cannot add a labelled episode")
+        if ACTION not in self.files:
+            self.files[ACTION] = NpyStream(self.tmp / f"{ACTION}.npy", (self.writer.action.dim,), "float32", ACTION)
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.ndim != 2 or actions.shape[1] != self.writer.action.dim:
+            raise DatasetError(f"actions have shape {actions.shape}, expected (n, {self.writer.action.dim})")
+        self.files[ACTION].append(actions)
+
+    @property
+    def length(self) -> int:
+        """Observations written so far (the shortest key)."""
+        return min(f.count for k, f in self.files.items() if k != ACTION)
+
+    def commit(self, **episode_info) -> int:
+        """Check the counts, move the episode into place, then list it in meta.json. Returns its index."""
+        w = self.writer
+        if set(episode_info) & set(RESERVED):
+            raise DatasetError(f"episode info may not set {sorted(set(episode_info) & set(RESERVED))} (the writer owns them)")
+        lengths = {k: f.count for k, f in self.files.items() if k != ACTION}
+        T = next(iter(lengths.values()))
+        if len(set(lengths.values())) != 1 or T < 2:
+            raise DatasetError(f"episode observation lengths {lengths} must be equal and at least 2")
+        labelled = ACTION in self.files
+        if labelled and self.files[ACTION].count != T - 1:
+            raise DatasetError(f"actions have shape ({self.files[ACTION].count}, {w.action.dim}), "
+                               f"expected ({T - 1}, {w.action.dim}) for {T} observations")
+        for f in self.files.values():
+            f.close()
+        os.replace(self.tmp, w.root / "episodes" / f"{self.index:06d}")
+        self.done = True
+        for k, f in self.files.items():
+            w.stats[k] = w.stats.get(k, RunningStats()).merged(f.stats)
+        entry = {"index": self.index, "length": T, "labelled": labelled, "crc32": {k: f.crc for k, f in self.files.items()}}
+        entry.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in episode_info.items()})
+        w.meta["episodes"].append(entry)
+        w.meta["stats"] = {k: s.to_json() for k, s in w.stats.items()}
+        write_json_atomic(w.root / "meta.json", w.meta)
+        return self.index
+
+    def abort(self) -> None:
+        """Drop the partial episode (its temp directory); the dataset is as before."""
+        for f in self.files.values():
+            f.discard()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.done = True
 
 
 # ----------------------------------------------------------------------------- writer
@@ -150,6 +291,7 @@ class DatasetWriter:
                  fps: float, robot: str, task: str = "", info: dict | None = None):
         self.root = Path(root)
         self.observation, self.action = observation, action
+        self._stream: EpisodeStream | None = None  # the episode being written, if any (one at a time)
         (self.root / "episodes").mkdir(parents=True, exist_ok=True)
         if (self.root / "meta.json").exists():
             existing = Dataset(self.root)
@@ -185,43 +327,21 @@ class DatasetWriter:
         T = next(iter(lengths.values()))
         if len(set(lengths.values())) != 1 or T < 2:
             raise DatasetError(f"episode observation lengths {lengths} must be equal and at least 2")
-        arrays = {}
-        for k, spec in self.observation.keys.items():
-            a = np.ascontiguousarray(obs[k], dtype=spec.dtype)
-            if a.shape[1:] != spec.shape:
-                raise DatasetError(f"episode '{k}' has per-step shape {a.shape[1:]}, dataset expects {spec.shape}")
-            arrays[k] = a
         if actions is not None:
             if self.action is None:
                 raise DatasetError("dataset was created without an action spec; cannot add a labelled episode")
-            actions = np.ascontiguousarray(actions, dtype=np.float32)
+            actions = np.asarray(actions, dtype=np.float32)
             if actions.shape != (T - 1, self.action.dim):
                 raise DatasetError(f"actions have shape {actions.shape}, expected ({T - 1}, {self.action.dim}) for {T} observations")
-            arrays[ACTION] = actions
-        for k, a in arrays.items():
-            if a.dtype.kind == "f" and not np.isfinite(a).all():
-                raise DatasetError(f"episode '{k}' contains NaN or Inf")
+        with self.begin_episode() as ep:
+            ep.add_observations(obs)
+            if actions is not None:
+                ep.add_actions(actions)
+            return ep.commit(**episode_info)
 
-        index = len(self.meta["episodes"])
-        name = f"{index:06d}"
-        tmp = self.root / "episodes" / f".tmp-{name}"
-        tmp.mkdir()
-        for k, a in arrays.items():
-            with open(tmp / f"{k}.npy", "wb") as f:
-                np.save(f, a)
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, self.root / "episodes" / name)
-
-        for k, a in arrays.items():
-            self.stats.setdefault(k, RunningStats()).update(a if a.ndim > 1 else a[:, None])
-        entry = {"index": index, "length": T, "labelled": actions is not None,
-                 "crc32": {k: array_crc32(a) for k, a in arrays.items()}}
-        entry.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in episode_info.items()})
-        self.meta["episodes"].append(entry)
-        self.meta["stats"] = {k: s.to_json() for k, s in self.stats.items()}
-        write_json_atomic(self.root / "meta.json", self.meta)
-        return index
+    def begin_episode(self) -> EpisodeStream:
+        """An episode to write in chunks of steps (bounded memory); see EpisodeStream."""
+        return EpisodeStream(self)
 
 
 # ----------------------------------------------------------------------------- reader

@@ -146,3 +146,38 @@ def test_unknown_version_and_not_a_dataset(tmp_path):
 def test_meta_json_is_readable_by_others(tmp_path):
     time_indexed_dataset(tmp_path / "d")
     assert (tmp_path / "d" / "meta.json").stat().st_mode & 0o044 == 0o044
+
+
+def test_streamed_episode_equals_add_episode_and_abort_leaves_nothing(tmp_path):
+    """begin_episode(): chunks of steps give the same files, crc32 and stats as one add_episode; an abort
+    (or an exception inside the block) leaves the dataset as it was; one episode at a time."""
+    obs_spec = ObservationSpec({"image": ArraySpec((4, 5, 3), "uint8"), "state": ArraySpec((2,), "float32")})
+    act = ActionSpec(2, (-1, -1), (1, 1))
+    rng = np.random.default_rng(0)
+    img, st, a = rng.integers(0, 255, (9, 4, 5, 3), dtype=np.uint8), rng.standard_normal((9, 2)).astype(np.float32), rng.uniform(-1, 1, (8, 2))
+    one = DatasetWriter(tmp_path / "one", observation=obs_spec, action=act, fps=5, robot="r")
+    one.add_episode({"image": img, "state": st}, a)
+    two = DatasetWriter(tmp_path / "two", observation=obs_spec, action=act, fps=5, robot="r")
+    with two.begin_episode() as ep:
+        for i in range(0, 9, 4):
+            ep.add_observations({"image": img[i:i + 4], "state": st[i:i + 4]})
+        ep.add_actions(a[:3])
+        ep.add_actions(a[3:])
+        with pytest.raises(DatasetError, match="already being written"):
+            two.begin_episode()
+        ep.commit()
+    with pytest.raises(ValueError):
+        with two.begin_episode() as ep:
+            ep.add_observations({"image": img[:3], "state": st[:3]})
+            raise ValueError("a failing source")
+    d1, d2 = Dataset(tmp_path / "one"), Dataset(tmp_path / "two")
+    assert len(d2) == 1 and not list((tmp_path / "two" / "episodes").glob(".tmp-*"))
+    assert d1.episodes[0]["crc32"] == d2.episodes[0]["crc32"]
+    np.testing.assert_allclose(d1.stats["image"]["mean"], d2.stats["image"]["mean"])
+    d2.verify_episode(0)
+    np.testing.assert_array_equal(d2.episode(0)["image"], img)
+    with DatasetWriter(tmp_path / "two", observation=obs_spec, action=act, fps=5, robot="r").begin_episode() as ep:
+        ep.add_observations({"image": img[:3], "state": st[:3]})
+        with pytest.raises(DatasetError, match="expected \\(2, 2\\)"):
+            ep.add_actions(a[:3])
+            ep.commit()

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("mod", ["clamkit", "clamkit.trainer", "clamkit.export", "clamkit.runtime", "clamkit.robot"])
+@pytest.mark.parametrize("mod", ["clamkit", "clamkit.importers", "clamkit.trainer", "clamkit.export", "clamkit.runtime",
+                                 "clamkit.robot", "clamkit.view"])
 def test_subpackages_import(mod):
     __import__(mod)
 
@@ -26,5 +27,13 @@ def test_core_runtime_and_robot_never_import_torch():
 
 
 def test_core_imports_none_of_the_four():
-    mods = _modules_after_import("import clamkit, clamkit.dataset, clamkit.bundle, clamkit.specs, clamkit.cli")
+    mods = _modules_after_import("import clamkit, clamkit.dataset, clamkit.bundle, clamkit.specs, clamkit.cli, "
+                                 "clamkit.importers.cli, clamkit.importers.videos, clamkit.importers.lerobot, "
+                                 "clamkit.importers.hdf5, clamkit.importers.rlds")
+    assert not {"torch", "av", "pyarrow", "h5py", "tfrecord"} & mods  # readers load inside the function that needs them
     assert not {m for m in mods if m.startswith(("clamkit.trainer", "clamkit.export", "clamkit.runtime", "clamkit.robot"))}
+
+
+def test_viewer_imports_torch_only_to_read_a_run():
+    mods = _modules_after_import("import clamkit.view.cli, clamkit.view.scene, clamkit.view.render")
+    assert "torch" not in mods and not {m for m in mods if m.startswith("clamkit.trainer")}
