@@ -231,6 +231,7 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="results file stem (default learning-REGIME[-quick])")
     ap.add_argument("--episodes", type=int, default=None, help="evaluation episodes per cell (default 40; --quick 20)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel (one core each)")
+    ap.add_argument("--report", action="store_true", help="only rewrite the .md and .png from the results file")
     a = ap.parse_args()
     a.expert_episodes, a.play_episodes, a.pool_episodes, a.steps, a.eval_steps = 100, 50, 1000, 200, 200
     a.config = {"metaworld": "configs/metaworld-state.yaml", "dmc": "configs/dmc-state.yaml"}
@@ -248,6 +249,8 @@ def main() -> None:
     out = RESULTS / f"{name}.json"
     done = json.loads(out.read_text())["cells"] if out.exists() else []
     key = lambda c: (c.get("regime", "rich"), c.get("labelled_episodes", 50), c["task"], c["method"], c["seed"])  # noqa: E731
+    if a.report:
+        return report(done, name, a.regime)
     have = {key(c) for c in done}
     env_of = lambda t: "metaworld" if t.endswith("-v3") else "dmc"  # noqa: E731
     todo = [(env_of(t), t, m, s, a.regime, n) for s in range(a.seeds) for n in sizes for t in tasks for m in a.methods
@@ -280,11 +283,28 @@ def save_cell(out: Path, c: dict, key) -> list[dict]:
     return cells
 
 
+def diagnostics(cells: list[dict]) -> str:
+    """Where the action is lost, per method (means over cells; hidden expert actions, diagnostic only): the
+    relabel error per action dimension and the deployed policy's open-loop error on held-out expert episodes."""
+    methods = [m for m in METHODS if any(c["method"] == m for c in cells)]
+    dims = sorted({k for c in cells for k in c["probe"] if k.startswith("probe/relabel_mse_dim")})
+    cols = [d.rsplit("_", 1)[-1] for d in dims] + ["policy", "LAM step"]
+    lines = ["| method | relabel MSE " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for m in methods:
+        row = []
+        for k in dims + ["probe/policy_action_mse", "select/lam_step"]:
+            xs = [c["probe"][k] for c in cells if c["method"] == m and k in c["probe"]]
+            row.append(f"{np.mean(xs):.3g}" if xs else "–")
+        lines.append(f"| {m} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def report(done: list[dict], name: str, regime: str) -> None:
     parts = []
     for n in sorted({c.get("labelled_episodes", 50) for c in done}):
-        md, _ = table([c for c in done if c.get("labelled_episodes", 50) == n])
-        parts.append(f"### {regime}, {n} labelled episodes\n\n{md}\n")
+        cells = [c for c in done if c.get("labelled_episodes", 50) == n]
+        md, _ = table(cells)
+        parts.append(f"### {regime}, {n} labelled episodes\n\n{md}\n\n{diagnostics(cells)}\n")
     (RESULTS / f"{name}.md").write_text("\n".join(parts))
     plot(done, RESULTS / f"{name}.png", regime)
     print("\n".join(parts))
