@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-
-from clamkit.errors import UserError
 from clamkit.robot.config_widowx import WidowXConfig
 from clamkit.robot.widowx import WidowXRobot
+
+from clamkit.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,19 @@ class EmulatedWidowXRobot(WidowXRobot):
 
     task / max_steps: the widowx-sim task the scene is set up for and the episode length (ticks).
     camera_serial: the emulated RealSense's serial. latency: joint-state delivery delay (s).
+    servo_kp: arm servo stiffness (default: Dynamixel-like; 50 = widowx-sim's softer servo, to tell
+    differences from the drivers apart from differences in arm dynamics).
     """
 
     def __init__(self, config: WidowXConfig | None = None, *, task: str = "reach-block", max_steps: int = 50,
-                 camera_serial: str | None = None, latency: float = 0.008, **overrides):
+                 camera_serial: str | None = None, latency: float = 0.008, servo_kp: float | None = None,
+                 **overrides):
         super().__init__(config, **overrides)
         from clamkit.robot.emulate.realsense import SERIAL
         from clamkit.robot.emulate.world import EmulatedWorld
 
-        self.world = EmulatedWorld(task=task, max_steps=max_steps, latency=latency)
+        kp = {} if servo_kp is None else {"servo_kp": servo_kp}
+        self.world = EmulatedWorld(task=task, max_steps=max_steps, latency=latency, **kp)
         self.task, self.max_steps = task, int(max_steps)
         self.camera_serial = str(camera_serial) if camera_serial else SERIAL
         self.camera = None  # the EmulatedRealSense, once connected
@@ -63,8 +67,9 @@ class EmulatedWidowXRobot(WidowXRobot):
                     self.camera_serial)
 
     def _install_camera(self) -> None:
-        from clamkit.errors import MissingDependency
         from clamkit.robot.emulate.realsense import EmulatedRealSense
+
+        from clamkit.errors import MissingDependency
 
         try:
             self.camera = EmulatedRealSense(self.world, serial=self.camera_serial)
@@ -102,4 +107,5 @@ class EmulatedWidowXRobot(WidowXRobot):
         """The scene camera (for --camera sim on the emulated arm)."""
         if not self.world.running:
             raise UserError("the emulated WidowX is not connected")
-        return self.world.sim.render(width, height)
+        with self.world.lock:  # the physics thread steps the same MjData
+            return self.world.sim.render(width, height)

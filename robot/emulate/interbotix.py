@@ -33,11 +33,16 @@ import time
 import types
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from clamkit.robot import kinematics as kin
 from clamkit.robot import widowx_common as wx
-from clamkit.robot.emulate.world import JOINT_LOWER, JOINT_UPPER, JOINT_VELOCITY, JS_NAMES, EmulatedWorld, JointSample
+from clamkit.robot.emulate.world import (
+    JOINT_LOWER,
+    JOINT_UPPER,
+    JOINT_VELOCITY,
+    JS_NAMES,
+    EmulatedWorld,
+    JointSample,
+)
 
 _WORLD: EmulatedWorld | None = None  # the "xs_sdk node" the API talks to
 

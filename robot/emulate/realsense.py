@@ -33,9 +33,9 @@ import time
 import types
 
 import numpy as np
+from clamkit.robot.emulate.world import EmulatedWorld
 
 from clamkit.errors import require
-from clamkit.robot.emulate.world import EmulatedWorld
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,6 @@ class EmulatedRealSense:
     def _feed(self, device, sink, depth: bool) -> None:
         import mujoco
 
-        rs = self.rs
         model = self.world.sim._model
         renderer = mujoco.Renderer(model, self.height, self.width)
         depth_renderer = None
@@ -236,10 +235,6 @@ class _Context:
     def query_devices(self, product_line: int | None = None) -> list:
         return self.cam.devices()
 
-    @property
-    def devices(self) -> list:
-        return self.query_devices()
-
 
 class _Config:
     """rs.config: what the application asked for."""
@@ -261,9 +256,6 @@ class _Config:
         else:
             w, h, fmt, fps = 0, 0, None, 0
         self.streams.append((stream, int(w), int(h), fmt, int(fps)))
-
-    def disable_all_streams(self) -> None:
-        self.streams = []
 
 
 class _Pipeline:
@@ -308,9 +300,6 @@ class _Pipeline:
         if not ok:
             raise RuntimeError(f"Frame didn't arrive within {timeout_ms}")
         return frames
-
-    def poll_for_frames(self):
-        return self._syncer.poll_for_frames()
 
     def stop(self) -> None:
         if self._syncer is None:

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 from clamkit.robot import kinematics as kin
 from clamkit.robot import widowx_common as wx
 from clamkit.robot.widowx_sim import WidowXSimRobot
@@ -97,8 +96,9 @@ class EmulatedWorld:
     """The WidowX scene in real time. Thread-safe: every access to the simulation holds `lock`."""
 
     def __init__(self, task: str = "reach-block", max_steps: int = 50, latency: float = 0.008, noise: float = 20.0,
-                 seed: int = 0):
+                 seed: int = 0, servo_kp: float = SERVO_KP):
         self.sim = WidowXSimRobot(task=task, max_steps=max_steps)
+        self.servo_kp = float(servo_kp)  # 50 = the simulator's own servo (to separate driver from dynamics effects)
         self.latency = float(latency)   # s from a motor read to the JointState reaching the Python API
         self.noise = float(noise)       # mA, standard deviation of the current reading
         self.lock = threading.RLock()
@@ -135,9 +135,10 @@ class EmulatedWorld:
         self._dof = np.array([m.jnt_dofadr[m.joint(n).id] for n in kin.JOINT_NAMES])
         self._finger_dof = m.jnt_dofadr[m.joint("left_finger").id]
         self._finger_range0 = m.actuator_forcerange[sim._finger_act].copy()
-        m.actuator_gainprm[sim._arm_act, 0] = SERVO_KP  # position servo: force = kp (ctrl - q) - kv qdot
-        m.actuator_biasprm[sim._arm_act, 1] = -SERVO_KP
-        m.actuator_biasprm[sim._arm_act, 2] = -SERVO_KV
+        if not np.allclose(m.actuator_gainprm[sim._arm_act, 0], self.servo_kp):  # else: the simulator's servo as is
+            m.actuator_gainprm[sim._arm_act, 0] = self.servo_kp  # position servo: force = kp (ctrl - q) - kv qdot
+            m.actuator_biasprm[sim._arm_act, 1] = -self.servo_kp
+            m.actuator_biasprm[sim._arm_act, 2] = -SERVO_KV
         self.profiles = [_Profile(float(q), float(q), 0.0, 0.0, 0.0) for q in wx.SLEEP]
         self.gripper_effort = 0.0
         self.gripper_goal = wx.gripper_to_finger(1.0)
@@ -217,7 +218,7 @@ class EmulatedWorld:
         gripper_angle = (finger - kin.FINGER_CLOSED) / (kin.FINGER_OPEN - kin.FINGER_CLOSED) * 1.2  # motor angle, roughly
         pos = np.concatenate([np.round(q / POSITION_TICK) * POSITION_TICK, [gripper_angle, finger, -finger]])
         vel = np.concatenate([np.round(qd / VELOCITY_TICK) * VELOCITY_TICK, [0.0, d.qvel[self._finger_dof], 0.0]])
-        current = np.abs(torque) / TORQUE_CONSTANT * 1e3 * np.sign(torque) + self._rng.normal(0, self.noise, 6)
+        current = torque / TORQUE_CONSTANT * 1e3 + self._rng.normal(0, self.noise, 6)  # mA, signed like the register
         eff = np.concatenate([np.round(current / CURRENT_TICK) * CURRENT_TICK, [self.gripper_effort, 0.0, 0.0]])
         return JointSample(time.time(), pos, vel, eff)
 
