@@ -53,6 +53,20 @@ def moved_fraction(q0, q, target) -> float:
     return float((q[i] - q0[i]) / (target[i] - q0[i]))
 
 
+def test_time_based_profile_is_a_trapezoid_that_takes_moving_time():
+    from clamkit.robot.emulate.world import _Profile
+
+    p = _Profile(p0=1.0, p1=2.0, t0=10.0, T=0.5, ta=0.1)
+    t = 10.0 + np.linspace(0, 0.5, 501)
+    x = np.array([p.at(s) for s in t])
+    assert p.at(9.0) == 1.0 and p.at(10.5) == 2.0 and p.at(99.0) == 2.0  # waits for t0, ends exactly at t0 + T
+    assert np.all(np.diff(x) >= 0) and abs(p.at(10.25) - 1.5) < 1e-9  # monotone, symmetric about the middle
+    v = np.diff(x) / np.diff(t)
+    assert v[0] < 0.1 * v.max() and np.allclose(v[150:350], 1.0 / 0.4, rtol=1e-6)  # ramps up, then cruises D/(T-ta)
+    linear = _Profile(0.0, 1.0, 0.0, 0.5, 0.0)  # accel_time 0: constant speed
+    assert linear.at(0.25) == pytest.approx(0.5)
+
+
 # ----------------------------------------------------------------------------- the arm
 
 
