@@ -40,6 +40,9 @@ class RealSenseConfig:
     for a live camera, 0 for a recording (every recorded frame is handed out)."""
     timeout_ms: int = 1000
     """How long to wait for one frame before treating the USB link as dropped (~30 frame periods)."""
+    first_frame_timeout_ms: int = 5000
+    """How long to wait for the first frame after the stream (re)starts: a D400 takes far longer to start its
+    sensors than to deliver the next frame (a second or more), and timeout_ms would count that as a drop."""
     max_reconnects: int = 5
     """Reconnection attempts after a dropped link before read() raises CameraFault."""
     reconnect_backoff: float = 0.5
@@ -58,7 +61,7 @@ class RealSenseConfig:
             self.recording = str(self.recording)
             if Path(self.recording).suffix.lower() not in RECORDING_SUFFIXES:
                 raise ValueError(f"recording must be a {' or '.join(RECORDING_SUFFIXES)} file, got '{self.recording}'")
-        for name in ("width", "height", "capture_width", "capture_height", "fps", "timeout_ms"):
+        for name in ("width", "height", "capture_width", "capture_height", "fps", "timeout_ms", "first_frame_timeout_ms"):
             value = getattr(self, name)
             if int(value) != value or int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -83,6 +83,10 @@ class WidowXConfig:
     the XM430 motors (~80% of an XM430-W350's 2.3 A stall current). None turns the check off."""
     effort_fault_ticks: int = 3
     """Consecutive overloaded ticks that make a fault (a single current spike on a direction change is normal)."""
+    joint_state_timeout: float | None = 0.25
+    """s: a joint state older than this stops the run (WidowXFault). xs_sdk publishes at 100 Hz with ~10 ms
+    latency; a stalled publisher (a servo not answering) or late messages would have the IK start from a
+    stale pose. None turns the check off."""
     sleep_tolerance: float = 0.15
     """rad: the arm counts as resting in its sleep pose when every joint is this close to it."""
     torque_off_on_disconnect: bool = True
@@ -130,6 +134,8 @@ class WidowXConfig:
         if not 0 <= self.gripper_close_below <= self.gripper_open_above <= 1:
             raise ValueError("need 0 <= gripper_close_below <= gripper_open_above <= 1, got "
                              f"{self.gripper_close_below} and {self.gripper_open_above}")
+        if self.joint_state_timeout is not None and not self.joint_state_timeout > 0:
+            raise ValueError(f"joint_state_timeout must be > 0 or None, got {self.joint_state_timeout}")
         if self.effort_limit is not None and not self.effort_limit > 0:
             raise ValueError(f"effort_limit must be > 0 or None, got {self.effort_limit}")
         if int(self.effort_fault_ticks) < 1 or int(self.max_refusals) < 1:

@@ -7,6 +7,7 @@ has not landed yet can still build every other robot.
     make_robot("dmc:reacher-easy")        dm_control suite DOMAIN-TASK
     make_robot("widowx-sim")              our MuJoCo WidowX 250s; "widowx-sim:push-button" picks a task
     make_robot("widowx")                  the real arm (Interbotix)
+    make_robot("widowx", emulate=True)    the real driver on MuJoCo physics (robot/emulate: rehearsal)
 
     make_camera(None | "none", robot, w, h)          no camera (state policies)
     make_camera("sim", robot, w, h)                  frames rendered by a simulated robot
@@ -71,6 +72,8 @@ def make_robot(spec: str, **opts) -> Robot:
     if kind == "widowx":
         if arg:
             raise UserError(f"robot '{spec}': the real WidowX takes no task (did you mean widowx-sim:{arg}?)")
+        if opts.pop("emulate", False):  # the real driver on emulated hardware (clam-run --emulate)
+            return _load("emulate", ("EmulatedWidowXRobot",), f"robot '{spec}' (emulated)")(**opts)
         cls = _load("widowx", ("WidowXRobot", "WidowX"), f"robot '{spec}'")
         return cls(**opts)
     raise UserError(f"unknown robot '{spec}' (one of: {ROBOTS})")

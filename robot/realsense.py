@@ -266,6 +266,8 @@ class RealSenseCamera(Camera):
     read() blocks for the next frame. async_read() (live) returns the newest frame without waiting,
     from a background thread that keeps draining the camera; on a recording it is read(), so playback
     stays frame-exact. A dropped USB link is retried (bounded, with backoff) and then raises CameraFault.
+    The first frame after a (re)start may take first_frame_timeout_ms; frames lost on the way are counted
+    (frames_dropped, from gaps in the frame numbers) and the newest frame is handed out.
     """
 
     def __init__(self, config: RealSenseConfig | None = None, **overrides):
@@ -281,6 +283,10 @@ class RealSenseCamera(Camera):
         self._hw_offset: float | None = None
         self.end_of_stream = False
         self.frames_read = self.reconnects = 0
+        self.frames_dropped = 0  # live: gaps in the colour frame numbers (frames the host never got)
+        self._last_index: int | None = None
+        self._first_frame = False  # the stream just (re)started: allow first_frame_timeout_ms
+        self._dead_restarts = 0  # reconnects that brought no frame (a camera that starts but never streams)
         # Background reader (live async_read).
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -396,6 +402,7 @@ class RealSenseCamera(Camera):
                             f"{cfg.capture_width}x{cfg.capture_height}@{cfg.fps} fps: {e}") from None
         self._align = rs.align(rs.stream.color) if cfg.depth else None
         self._pipeline, self._hw_offset = pipeline, None
+        self._first_frame, self._last_index = True, None  # frame numbers restart with the stream
 
     def _stop_pipeline(self) -> None:
         pipeline, self._pipeline = self._pipeline, None
@@ -429,18 +436,28 @@ class RealSenseCamera(Camera):
             else:
                 if self._pipeline is None:
                     raise DeviceNotConnectedError(f"{self.name} camera is not connected")
+                timeout = cfg.first_frame_timeout_ms if self._first_frame else cfg.timeout_ms
                 try:
-                    ok, frames = self._wait_frames(cfg.timeout_ms)
+                    ok, frames = self._wait_frames(timeout)
                 except RuntimeError as e:  # device unplugged, pipeline broken
                     self._reconnect(rs, e)
                     continue
                 if not ok:
-                    self._reconnect(rs, RuntimeError(f"no frame for {cfg.timeout_ms} ms"))
+                    self._reconnect(rs, RuntimeError(f"no frame for {timeout} ms"))
                     continue
+                self._first_frame, self._dead_restarts = False, 0
                 raw = self._convert_frameset(rs, frames)
+                if raw is not None:
+                    self._count_drops(raw.index)
             if raw is not None:
                 self.frames_read += 1
                 return raw
+
+    def _count_drops(self, index: int) -> None:
+        if self._last_index is not None and index > self._last_index + 1:
+            self.frames_dropped += index - self._last_index - 1
+            log.debug("RealSense %s: %d frame(s) dropped before frame %d", self._serial, index - self._last_index - 1, index)
+        self._last_index = index
 
     def _convert_frameset(self, rs, frames) -> _Raw | None:
         if self._align is not None:
@@ -484,6 +501,10 @@ class RealSenseCamera(Camera):
         """Restart the pipeline after a dropped link: max_reconnects attempts with doubling waits."""
         cfg = self.config
         start = time.monotonic()
+        if self._dead_restarts >= cfg.max_reconnects:  # it comes back every time but never streams
+            self._stop_pipeline()
+            raise CameraFault(f"RealSense {self._serial} restarted {self._dead_restarts} time(s) without delivering "
+                              f"a frame: {error}")
         log.warning("RealSense %s stopped delivering (%s); reconnecting", self._serial, error)
         last: BaseException = error
         for attempt in range(1, cfg.max_reconnects + 1):
@@ -499,6 +520,7 @@ class RealSenseCamera(Camera):
                 log.warning("reconnect %d/%d failed: %s", attempt, cfg.max_reconnects, e)
                 continue
             self.reconnects += 1
+            self._dead_restarts += 1
             log.warning("RealSense %s back after %.1f s (reconnect %d)", self._serial, time.monotonic() - start, attempt)
             return
         self._stop_pipeline()
@@ -547,7 +569,7 @@ class RealSenseCamera(Camera):
 
     def _wait_latest(self, newer_than: int) -> tuple[_Raw, int]:
         cfg = self.config
-        limit = cfg.timeout_ms / 1e3 * 2 + cfg.max_reconnects * (cfg.reconnect_backoff_max + cfg.timeout_ms / 1e3)
+        limit = cfg.timeout_ms / 1e3 * 2 + cfg.max_reconnects * (cfg.reconnect_backoff_max + cfg.first_frame_timeout_ms / 1e3)
         with self._cond:
             ok = self._cond.wait_for(lambda: self._thread_error is not None or
                                      (self._latest is not None and self._latest_seq > newer_than), timeout=limit)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 
 import numpy as np
 
@@ -57,6 +58,17 @@ INSTALL_HINT = ("install ROS and the Interbotix arm packages with Interbotix's x
 
 class WidowXFault(RuntimeError):
     """The arm is in a state where sending more commands is unsafe (overload, commands refused)."""
+
+
+def _stamp_seconds(stamp) -> float | None:
+    """A ROS 2 (sec, nanosec) or ROS 1 (secs, nsecs) header stamp in seconds; None without one."""
+    if stamp is None:
+        return None
+    if hasattr(stamp, "nanosec"):
+        return stamp.sec + stamp.nanosec * 1e-9
+    if hasattr(stamp, "nsecs"):
+        return stamp.secs + stamp.nsecs * 1e-9
+    return None
 
 
 PATHS = {"ros2": "interbotix_xs_modules.xs_robot.arm", "ros1": "interbotix_xs_modules.arm"}
@@ -107,6 +119,8 @@ class WidowXRobot(Robot):
         self.ik_misses = self.gripper_switches = 0
         self.last_command: wx.JointCommand | None = None
         self._episode_start: dict | None = None
+        self._js_stamp: float | None = None  # newest joint-state stamp seen, and when (monotonic) it changed
+        self._js_seen = 0.0
 
     # ------------------------------------------------------------------ specs
 
@@ -328,6 +342,7 @@ class WidowXRobot(Robot):
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), wx.ACTION_SPEC.low, wx.ACTION_SPEC.high)
         if a.shape != (7,) or not np.isfinite(a).all():
             raise ValueError(f"{self.name}: need 7 finite action values, got {action!r} (the safety layer should hold)")
+        self._check_joint_state_age()
         q, effort, _ = self._joint_states()
         self._check_effort(effort)
         self.ticks += 1
@@ -380,6 +395,27 @@ class WidowXRobot(Robot):
             sent[:3], sent[3:6] = txyz - xyz, kin.wrap_angle(trpy - rpy)
         sent[6] = 1.0 if gripper_open else 0.0
         return np.clip(sent, wx.ACTION_SPEC.low, wx.ACTION_SPEC.high).astype(np.float32)
+
+    def _check_joint_state_age(self) -> None:
+        """WidowXFault when the newest joint state is older than joint_state_timeout: the xs_sdk stopped
+        publishing (a servo that stops answering makes its reads fail) or its messages arrive late. Age =
+        the longer of wall clock minus the header stamp and how long the stamp has not changed (the latter
+        also works when the stamp is on another clock, e.g. ROS sim time)."""
+        limit = self.config.joint_state_timeout
+        if limit is None:
+            return
+        with self._core.js_mutex:
+            stamp = _stamp_seconds(getattr(getattr(self._core.joint_states, "header", None), "stamp", None))
+        if stamp is None:
+            return
+        now = time.monotonic()
+        if stamp != self._js_stamp:
+            self._js_stamp, self._js_seen = stamp, now
+        late = time.time() - stamp
+        age = max(now - self._js_seen, late if 0 <= late < 60 else 0.0)
+        if age > limit:
+            raise WidowXFault(f"joint states are {age:.2f} s old (limit {limit:g} s): the xs_sdk is not publishing "
+                              "(a servo not answering?) or its messages arrive late; stopping")
 
     def _check_effort(self, effort: np.ndarray | None) -> None:
         limit = self.config.effort_limit
@@ -438,6 +474,10 @@ class WidowXRobot(Robot):
         target = [float(x) for x in target]
         mt, at = self._slow_times(target)
         log.info("moving to %s (%.1f s)", what, mt)
+        # Interbotix checks the speed against the moving_time in force *before* the call (check_joint_limits
+        # runs before publish_positions applies the new one): set the slow timing first, or a far move is
+        # refused as too fast for the 0.2 s tick timing (found by the emulator, robot/emulate).
+        self._arm.set_trajectory_time(moving_time=mt, accel_time=at)
         if self._arm.set_joint_positions(target, moving_time=mt, accel_time=at, blocking=True) is False:
             raise WidowXFault(f"Interbotix refused the move to {what} {np.round(target, 3)}")
 

@@ -56,6 +56,7 @@ def parse_size(size: str | None, meta) -> tuple[int, int]:
 Examples:
   clam-run bundles/reach --robot metaworld:reach-v3 --hz 0 --episodes 3
   clam-run bundles/widowx --robot widowx --camera realsense --hz 5 --record data/deploy --report run.json
+  clam-run bundles/widowx --robot widowx --camera realsense --emulate --episodes 3   # rehearsal, no hardware
   clam-run bundles/widowx --robot widowx-sim:push-button --camera sim --steps 100 --dry-run
   clam-run bundles/toy --robot fake --robot-opt max_steps=200 --backend auto
 
@@ -88,17 +89,25 @@ recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 
               help="Seconds a tick may end past its deadline before the run stops (default: overruns are only counted).")
 @click.option("--robot-opt", multiple=True, metavar="KEY=VALUE", help="Robot constructor option (repeatable), e.g. max_steps=200.")
 @click.option("--camera-opt", multiple=True, metavar="KEY=VALUE", help="Camera constructor option (repeatable).")
+@click.option("--emulate", is_flag=True,
+              help="Rehearsal without hardware: --robot widowx (and --camera realsense) run their real drivers "
+                   "against MuJoCo physics (docs/deploy.md).")
 @click.option("--live-every", type=click.IntRange(min=0), default=None,
               help="Ticks between live log lines (default: about every 5 s; 0 = never).")
 @handle_errors
 def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, record, report, backend, dry_run,
-             max_delta, max_frame_age, infer_timeout, max_overrun, robot_opt, camera_opt, live_every):
+             max_delta, max_frame_age, infer_timeout, max_overrun, robot_opt, camera_opt, emulate, live_every):
     """Run a bundle's policy on a robot in a fixed-rate loop."""
     from clamkit.robot.factory import make_camera, make_robot
 
     meta = read_meta(bundle)
     hz = meta.fps if hz is None else hz
-    rob = make_robot(robot, **parse_opts(robot_opt, "--robot-opt"))
+    ropts = parse_opts(robot_opt, "--robot-opt")
+    if emulate:
+        if robot != "widowx":
+            raise UserError(f"--emulate rehearses the real WidowX drivers: use --robot widowx, not '{robot}'")
+        ropts["emulate"] = True
+    rob = make_robot(robot, **ropts)
     h, w = parse_size(camera_size, meta)
     cam = make_camera(camera, rob, width=w, height=h, **parse_opts(camera_opt, "--camera-opt"))
     tel = Telemetry(hz, live_every=live_every if live_every is not None else max(int(round(5 * hz)), 1) if hz else 1000)

@@ -19,14 +19,15 @@ import types
 from dataclasses import dataclass, field
 
 import numpy as np
+from clamkit.robot import kinematics as kin
+from clamkit.robot import widowx_common as wx
+from clamkit.robot.emulate import world as emulated
 
-ARM = ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate"]
-# wx250s motor config limits (rad) and the URDF velocity limit (pi rad/s).
-LOWER = [-3.141583, -1.884956, -2.146755, -3.141583, -1.745329, -3.141583]
-UPPER = [3.141583, 1.989675, 1.605703, 3.141583, 2.146755, 3.141583]
-VELOCITY = [np.pi] * 6
-SLEEP = [0.0, -1.80, 1.55, 0.0, 0.8, 0.0]
-FINGER_LO, FINGER_HI = 0.015, 0.037
+ARM = list(kin.JOINT_NAMES)
+# wx250s motor config limits (rad) and the URDF velocity limit (pi rad/s): the emulator's, one definition.
+LOWER, UPPER, VELOCITY = list(emulated.JOINT_LOWER), list(emulated.JOINT_UPPER), list(emulated.JOINT_VELOCITY)
+SLEEP = [float(x) for x in wx.SLEEP]
+FINGER_LO, FINGER_HI = kin.FINGER_CLOSED, kin.FINGER_OPEN
 
 
 @dataclass
