@@ -21,6 +21,11 @@ from clamkit.errors import UserError
 debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 
 
+def debug_enabled() -> bool:
+    """--debug was given (handle_errors sets clamkit's logger to DEBUG) or CLAMKIT_DEBUG is set."""
+    return logging.getLogger("clamkit").isEnabledFor(logging.DEBUG) or bool(os.environ.get("CLAMKIT_DEBUG"))
+
+
 def handle_errors(fn):
     """Run a click command body; UserError -> one line on stderr and exit 2 (traceback with --debug)."""
 

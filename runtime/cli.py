@@ -9,7 +9,7 @@ import click
 import yaml
 
 from clamkit.bundle import read_meta
-from clamkit.cli import handle_errors
+from clamkit.cli import debug_enabled, handle_errors
 from clamkit.errors import UserError
 from clamkit.runtime.backends import KINDS, make_backend
 from clamkit.runtime.loop import run_loop
@@ -121,7 +121,7 @@ def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, reco
             raise
         except Exception as e:  # a fault; run_loop already stopped the robot and wrote the report
             click.echo(format_summary(tel.summary()), err=True)
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
+            if debug_enabled():  # --debug: the traceback, not one line
                 raise
             click.echo(f"error: run stopped by a fault: {type(e).__name__}: {e}", err=True)
             sys.exit(EXIT_FAULT)
@@ -166,7 +166,7 @@ def eval_main(bundle, env, episodes, seed, json_path, video, camera, max_steps, 
     except UserError:
         raise
     except Exception as e:  # a fault in the simulation or the policy; the loop already cleaned up
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
+        if debug_enabled():  # --debug: the traceback, not one line
             raise
         click.echo(f"error: evaluation stopped by a fault: {type(e).__name__}: {e}", err=True)
         sys.exit(EXIT_FAULT)

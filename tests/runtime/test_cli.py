@@ -64,6 +64,13 @@ def test_clam_run_fault_exits_1_with_one_line(bundles, tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["stop_reason"].startswith("fault")
 
 
+def test_clam_run_fault_with_debug_shows_the_traceback(bundles, tmp_path):
+    """Regression: --debug did not re-raise a fault (the check read the root logger, which stays at WARNING)."""
+    r = CliRunner().invoke(run_main, [str(bundles("state")), "--robot", "fake", "--hz", "0", "--robot-opt", "fail_at=3",
+                                      "--debug"])
+    assert r.exit_code == 1 and type(r.exception).__name__ == "FakeFault"  # raised through, not one line + exit
+
+
 def test_clam_run_bad_input_is_one_line(bundles, tmp_path):
     for args in (["--robot", "nonsense"], ["--robot", "fake", "--robot-opt", "novalue"]):
         r = CliRunner().invoke(run_main, [str(bundles("state")), *args])
