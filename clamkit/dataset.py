@@ -59,6 +59,17 @@ def read_json(path: Path, error: type[UserError] = DatasetError):
         raise error(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
+def _npy_failure(path: Path, err: Exception) -> str:
+    """Why np.load refused a file, in words (numpy's own message can be empty, or talk of pickles when the
+    header is merely cut short)."""
+    with open(path, "rb") as fh:
+        head = fh.read(10)
+    if head[:6] != b"\x93NUMPY" or len(head) < 10:
+        return f"not a .npy file: its header is missing or cut short ({len(head)} bytes at the start)"
+    msg = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {msg[0]}" if msg else f"{type(err).__name__} with no message"
+
+
 def array_crc32(a: np.ndarray) -> int:
     """crc32 of an array's bytes in C order (what meta.json records per episode file)."""
     return zlib.crc32(np.ascontiguousarray(a).data) & 0xFFFFFFFF
@@ -426,7 +437,7 @@ class Dataset:
             try:
                 a = np.load(f, mmap_mode="r", allow_pickle=False)
             except Exception as err:  # noqa: BLE001 - numpy's header parser also raises tokenize.TokenError, SyntaxError, ...
-                raise DatasetError(f"{f}: unreadable or truncated ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+                raise DatasetError(f"{f}: unreadable or truncated ({_npy_failure(f, err)})") from None
             if not isinstance(a, np.ndarray):
                 raise DatasetError(f"{f}: not a .npy array file")
             if a.shape != tuple(shape):

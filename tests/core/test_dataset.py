@@ -181,3 +181,19 @@ def test_streamed_episode_equals_add_episode_and_abort_leaves_nothing(tmp_path):
         with pytest.raises(DatasetError, match="expected \\(2, 2\\)"):
             ep.add_actions(a[:3])
             ep.commit()
+
+
+@pytest.mark.parametrize("keep", [0, 3, 5, 9, 40, 127, 130])
+def test_truncated_npy_names_a_reason(tmp_path, keep):
+    """Regression: a .npy cut inside its header was reported as "(ValueError: )" or as pickled data."""
+    from synthetic import write_linear
+
+    from clamkit.dataset import Dataset, DatasetError
+
+    root = write_linear(tmp_path / "d", "expert", 1)
+    f = Dataset(root).episode_file(0, "state")
+    f.write_bytes(f.read_bytes()[:keep])
+    with pytest.raises(DatasetError) as e:
+        Dataset(root).episode(0)
+    reason = str(e.value).split("unreadable or truncated (", 1)[1]
+    assert len(reason) > 12 and "pickle" not in reason and "\n" not in str(e.value)
