@@ -65,12 +65,9 @@ def _summary_trt(r: dict) -> None:
 @click.option("--trt-workspace", type=click.IntRange(16, None), default=1024, show_default=True, metavar="MB",
               help="TensorRT builder workspace limit.")
 @click.option("--rebuild", is_flag=True, help="Rebuild the TensorRT engine even if a cached one matches.")
-@click.option("--with-idm", is_flag=True,
-              help="Also export the inverse dynamics model (o_{t-1}, o_t, o_{t+1} -> z) as idm.onnx "
-                   "(needs clamkit.trainer.deploy.load_idm, which the trainer does not provide yet).")
 @handle_errors
 def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: int, fp16: bool, trt: bool,
-         trt_workspace: int, rebuild: bool, with_idm: bool) -> None:
+         trt_workspace: int, rebuild: bool) -> None:
     """Export a trained policy to a bundle: policy.onnx (raw observations in, action out, dynamic
     batch) + clam.json (specs, rate, provenance, parity vs torch). The bundle is marked valid only
     when onnxruntime reproduces the torch policy on recorded observations at batch 1 and
@@ -84,8 +81,6 @@ def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: i
             raise UserError(f"{source} is already a bundle; add --trt to build a TensorRT engine from it, or give the training run to re-export")
         if out is not None and out.resolve() != source.resolve():
             raise UserError("--out does not apply when building an engine from a bundle (the engine is written into it)")
-        if with_idm:
-            raise UserError("--with-idm needs the training run, not a bundle")
         from clamkit.export.trt import build_for_bundle
 
         _summary_trt(build_for_bundle(source, batch_max=batch_max, fp16=fp16, workspace_mb=trt_workspace, rebuild=rebuild))
@@ -97,14 +92,7 @@ def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: i
     run_dir = source.parent if source.is_file() else source
     out = out if out is not None else run_dir / "bundle"
     loader = trainer_loader()
-    if with_idm and not hasattr(loader, "load_idm"):  # fail before the export, not after
-        raise UserError("--with-idm: the trainer does not expose the IDM yet (clamkit.trainer.deploy.load_idm is missing); "
-                        "export without --with-idm")
     res = export_run(source, out, ExportOptions(exporter=exporter, opset=opset, batch_max=batch_max), loader=loader)
-    if with_idm:
-        from clamkit.export.exporter import export_idm
-
-        click.echo(f"idm       {export_idm(source, out, res, loader=loader)}")
     _summary_onnx(res)
     if trt:
         from clamkit.export.trt import build_for_bundle

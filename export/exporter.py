@@ -221,9 +221,3 @@ def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = No
         raise
     timings["total_s"] = time.perf_counter() - t_all
     return ExportResult(out=out, meta=bmeta, timings=timings, graph=graph)
-
-
-def export_idm(run: str | Path, out: str | Path, res: ExportResult, loader=None) -> str:
-    """--with-idm: the IDM as idm.onnx next to the policy. Not implemented: the trainer exposes no IDM
-    loader yet (clamkit.trainer.deploy has load_policy and sample_observations only)."""
-    raise UserError("--with-idm is not implemented yet: the trainer exposes no IDM loader (clamkit.trainer.deploy.load_idm)")
