@@ -193,6 +193,7 @@ def plot(cells: list[dict], path: Path, regime: str) -> None:
                 ax.errorbar(x, y, yerr=np.nan_to_num(e), label=m, marker="o", capsize=3)
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("labelled (low-return) episodes")
         ax.set_ylabel("mean success (tasks)")
         ax.set_ylim(-0.05, 1.05)
@@ -299,7 +300,18 @@ def diagnostics(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def with_paper_cells(done: list[dict]) -> list[dict]:
+    """The scarce curve ends at the paper regime's 50 labelled episodes: same data, same runs."""
+    if not (RESULTS / "learning-paper.json").exists():
+        return done
+    paper = json.loads((RESULTS / "learning-paper.json").read_text())["cells"]
+    sizes, tasks, methods = ({c[k] for c in done} for k in ("labelled_episodes", "task", "method"))
+    return done + [c for c in paper if c["task"] in tasks and c["method"] in methods and c["labelled_episodes"] not in sizes]
+
+
 def report(done: list[dict], name: str, regime: str) -> None:
+    if regime == "scarce":
+        done = with_paper_cells(done)
     parts = []
     for n in sorted({c.get("labelled_episodes", 50) for c in done}):
         cells = [c for c in done if c.get("labelled_episodes", 50) == n]
