@@ -64,7 +64,8 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(linear, tmp_path, 
 
     expert, play = linear
     args = ["--config", SMOKE, "--unlabelled", expert, "--labelled", play, "--set", "run.progress=false",
-            "--set", "lam.steps=100", "--set", "idm.steps=50", "--set", "policy.steps=100", "--set", "run.ckpt_every=25"]
+            "--set", "lam.steps=100", "--set", "idm.steps=50", "--set", "policy.steps=100", "--set", "run.ckpt_every=25",
+            "--set", "lam.select=disagreement"]  # four stages, idm first
     base = CliRunner().invoke(main, args + ["--out", str(tmp_path / "full")])
     assert base.exit_code == 0, base.output
 
@@ -194,7 +195,8 @@ def _checkpoint(run: Path):
 def test_sigkill_at_many_points_then_resume_matches_uninterrupted(linear, tmp_path):
     expert, play = linear
     args = ["--config", SMOKE, "--unlabelled", expert, "--labelled", play, "--set", "run.progress=false",
-            "--set", "run.ckpt_every=20", "--set", "idm.steps=200", "--set", "lam.steps=300", "--set", "policy.steps=300"]
+            "--set", "run.ckpt_every=20", "--set", "idm.steps=200", "--set", "lam.steps=300", "--set", "policy.steps=300",
+            "--set", "lam.select=disagreement"]  # four stages, idm first
     total_steps = 200 + 300 + 300  # stages idm, lam, (relabel,) policy
     tr = Trainer(tmp_path, args)
     rng = random.Random(20261127)

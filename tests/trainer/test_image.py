@@ -14,7 +14,7 @@ def test_smoke_image_all_stages(image_data, tmp_path, helpers):
     out = tmp_path / "run"
     helpers.clam_train(expert, play, out, config=helpers.SMOKE_IMAGE)
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["stages"]) == {"idm", "lam", "relabel", "policy"} and summary["obs"] == "image"
+    assert set(summary["stages"]) == {"lam", "relabel", "policy"} and summary["obs"] == "image"
     policy, meta = load_policy(out)
     assert policy.input_names == ["image"]
     assert meta["observation"] == {"image": {"shape": [64, 64, 3], "dtype": "uint8"}}

@@ -9,8 +9,9 @@ import time
 import pytest
 import torch
 
+# lam.select=disagreement: four stages (idm, lam, relabel, policy), so a kill and resume cross every kind
 ARGS = ["--set", "run.progress=false", "--set", "lam.steps=1500", "--set", "idm.steps=300", "--set", "policy.steps=300",
-        "--set", "run.ckpt_every=100", "--set", "lam.eval_every=100"]
+        "--set", "run.ckpt_every=100", "--set", "lam.eval_every=100", "--set", "lam.select=disagreement"]
 
 
 def _cmd(expert, play, out, smoke):
