@@ -88,12 +88,19 @@ class FramePreprocess(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
         H, W = self.out_hw
-        x = x.float()[:, self.y0:self.y0 + self.ch, self.x0:self.x0 + self.cw]  # (B, ch, cw, 3); Cast first (TensorRT)
-        x = x.reshape(B, self.ch // self.ph, self.ph, self.cw * 3)  # (B, gh, ph, cw*3)
-        x = torch.matmul(self.wh, x)  # (B, gh, qh, cw*3): rows
-        x = x.reshape(B, H, self.cw // self.pw, self.pw, 3)  # (B, H, gw, pw, 3)
-        x = torch.matmul(self.ww, x)  # (B, H, gw, qw, 3): columns
-        x = x.reshape(B, H, W, 3)  # (B, H, W, 3) integer sums S over an area of D = ph*pw
+        h, w = self.frame_hw
+        x = x.float()  # (B, h, w, 3); the uint8 input goes straight into a Cast (TensorRT)
+        if (self.y0, self.ch) != (0, h):
+            x = x[:, self.y0:self.y0 + self.ch]  # (B, ch, w, 3) row crop (none for landscape frames)
+        # Rows first, over the full width: the column crop then slices a 64-row tensor, not the whole frame.
+        x = x.reshape(B, self.ch // self.ph, self.ph, w * 3)  # (B, gh, ph, w*3)
+        x = torch.matmul(self.wh, x)  # (B, gh, qh, w*3)
+        x = x.reshape(B, H, w, 3)[:, :, self.x0:self.x0 + self.cw]  # (B, H, cw, 3)
+        # Columns as one GEMM with the pixels last: (B*H*3*gw, pw) @ (pw, qw); a (qw, pw) @ (pw, 3) per group
+        # is thousands of tiny GEMMs (measured 0.29 ms of a 0.59 ms graph).
+        x = x.transpose(2, 3).reshape(B, H, 3, self.cw // self.pw, self.pw)  # (B, H, 3, gw, pw)
+        x = torch.matmul(x, self.ww.t())  # (B, H, 3, gw, qw)
+        x = x.reshape(B, H, 3, W).transpose(2, 3)  # (B, H, W, 3) integer sums S over an area of D = ph*pw
         return torch.floor((2.0 * x + self.area) / (2.0 * self.area))  # round half up, as resize_area does
 
 

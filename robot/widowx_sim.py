@@ -562,6 +562,8 @@ class WidowXPlay(Policy):
         self._rpy = ws.clamp_rpy(rpy)
         self._grip = float(r.choice([0.0, 1.0]))
         self._gain = float(r.uniform(0.5, 1.5))
+        if self._mode == "expert":
+            self._expert.reset()  # a phased expert (place-block, close-drawer) starts its attempt afresh from here
 
     def __call__(self, obs):
         if self._left <= 0:

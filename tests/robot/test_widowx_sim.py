@@ -206,3 +206,19 @@ def test_visual_variation_parse():
     assert not VisualVariation.parse(None).any and not VisualVariation.parse("none").any
     with pytest.raises(UserError, match="unknown textures"):
         VisualVariation.parse("colors,textures")
+
+
+def test_clam_record_new_task_with_visual_variation(tmp_path):
+    from click.testing import CliRunner
+
+    from clamkit.robot.record_cli import main
+
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(main, ["widowx-sim", "--task", "close-drawer", "--episodes", "2", "--max-steps", "8",
+                                    "--image-size", "24", "--vary", "colors,distractors", "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ds = Dataset(out)
+    assert ds.meta["task"] == "close-drawer" and ds.meta["info"]["vary"] == ["colors", "distractors"]
+    first = [ds.episode(i)["image"][0] for i in range(2)]
+    assert not np.array_equal(*first)  # each episode looks different
+    assert CliRunner().invoke(main, ["widowx-sim", "--vary", "sepia", "--out", str(tmp_path / "x")]).exit_code == 2
