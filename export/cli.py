@@ -24,6 +24,7 @@ Examples:
   clam-export runs/reach-state --out bundles/reach            # ONNX bundle + parity check
   clam-export runs/reach-state/policy.pt --out b --exporter legacy --batch-max 32
   clam-export bundles/reach --trt --fp16                      # on the robot: engine from the bundle alone
+  clam-export runs/wx-pixels --out bundles/wx --frame 640x480 # graph takes raw camera frames, crops/resizes inside
 """
 
 
@@ -41,6 +42,11 @@ def _summary_onnx(res) -> None:
     click.echo(f"exporter  {p['exporter']}, opset {p['opset']}" + (f", simplified {p['simplified']['nodes_before']}->{p['simplified']['nodes_after']} nodes" if p.get("simplified") else ""))
     click.echo(f"parity    max|Δ| {p['max_abs_error']:.2e}  cosine {p['cosine']:.9f}  (tolerance {p['tolerance']['max_abs_error']:g} / {p['tolerance']['cosine']:g})")
     click.echo(f"          {_fmt_checks(p)}")
+    if p.get("frame"):
+        f = p["frame"]
+        click.echo(f"frame     {f['frame_hw'][1]}x{f['frame_hw'][0]} raw -> crop + area resize {f['image_hw'][1]}x{f['image_hw'][0]} in the graph; "
+                   f"vs numpy camera path: max {f['pixels_max_abs_lsb']:.0f} LSB, {f['pixels_differing']} of {f['pixels']} pixels differ, "
+                   f"action max|Δ| {f['action_max_abs_error']:.1e}")
     t = res.timings
     click.echo(f"time      {t['total_s']:.1f} s (load {t['load_s']:.1f}, export {t['export_s']:.1f}, torch ref {t['torch_s']:.1f}, onnx parity {t['parity_s']:.1f})")
 
@@ -65,9 +71,12 @@ def _summary_trt(r: dict) -> None:
 @click.option("--trt-workspace", type=click.IntRange(16, None), default=1024, show_default=True, metavar="MB",
               help="TensorRT builder workspace limit.")
 @click.option("--rebuild", is_flag=True, help="Rebuild the TensorRT engine even if a cached one matches.")
+@click.option("--frame", default=None, metavar="WxH",
+              help="Pixel policies: the graph takes the camera's raw uint8 frame of this size (e.g. 640x480) and does "
+                   "the centre crop + area resize to the training size inside (checked against the numpy camera path).")
 @handle_errors
 def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: int, fp16: bool, trt: bool,
-         trt_workspace: int, rebuild: bool) -> None:
+         trt_workspace: int, rebuild: bool, frame: str | None) -> None:
     """Export a trained policy to a bundle: policy.onnx (raw observations in, action out, dynamic
     batch) + clam.json (specs, rate, provenance, parity vs torch). The bundle is marked valid only
     when onnxruntime reproduces the torch policy on recorded observations at batch 1 and
@@ -81,6 +90,8 @@ def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: i
             raise UserError(f"{source} is already a bundle; add --trt to build a TensorRT engine from it, or give the training run to re-export")
         if out is not None and out.resolve() != source.resolve():
             raise UserError("--out does not apply when building an engine from a bundle (the engine is written into it)")
+        if frame:
+            raise UserError("--frame needs the training run, not a bundle")
         from clamkit.export.trt import build_for_bundle
 
         _summary_trt(build_for_bundle(source, batch_max=batch_max, fp16=fp16, workspace_mb=trt_workspace, rebuild=rebuild))
@@ -92,7 +103,13 @@ def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: i
     run_dir = source.parent if source.is_file() else source
     out = out if out is not None else run_dir / "bundle"
     loader = trainer_loader()
-    res = export_run(source, out, ExportOptions(exporter=exporter, opset=opset, batch_max=batch_max), loader=loader)
+    frame_hw = None
+    if frame:
+        from clamkit.export.frame import parse_frame
+
+        frame_hw = parse_frame(frame)
+    res = export_run(source, out, ExportOptions(exporter=exporter, opset=opset, batch_max=batch_max, frame=frame_hw),
+                     loader=loader)
     _summary_onnx(res)
     if trt:
         from clamkit.export.trt import build_for_bundle

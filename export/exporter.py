@@ -40,7 +40,7 @@ from clamkit.export.parity import (
     log_report,
     summarize,
 )
-from clamkit.specs import ActionSpec, ObservationSpec
+from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class ExportOptions:
     """Parity runs at batch 1 and batch_max; the TensorRT profile's max batch."""
     simplify: bool = True
     """Run onnxscript's optimizer + shape inference; kept only when parity still passes."""
+    frame: tuple[int, int] | None = None
+    """(height, width) of the camera's raw frames: the graph takes them and crops + resizes inside
+    (export/frame.py); None = the graph takes frames at the training size."""
 
 
 @dataclass
@@ -151,6 +154,20 @@ def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = No
              ", ".join(f"{k} {obs.keys[k].dtype}{list(obs.keys[k].shape)}" for k in names), action.dim, action.semantics,
              len(next(iter(samples.values()))))
 
+    raw_policy = None
+    if opts.frame:  # the graph takes raw camera frames: crop + resize move into it (export/frame.py)
+        from clamkit.export import frame as fr
+
+        if names != ["image"]:
+            raise UserError(f"--frame: the policy must take the camera image alone, it takes {names}")
+        image_hw = obs.keys["image"].shape[:2]
+        raw_policy = fr.RawFramePolicy(policy, opts.frame, image_hw).eval()
+        policy_hw = image_hw
+        policy, samples = raw_policy, {"image": fr.raw_frames(samples["image"], opts.frame)}
+        obs = ObservationSpec({"image": ArraySpec((*opts.frame, 3), "uint8")})
+        log.info("raw frames: %dx%d uint8 in; centre crop %s + area resize to %dx%d inside the graph", opts.frame[1],
+                 opts.frame[0], raw_policy.frame.crop_text(), image_hw[1], image_hw[0])
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     umask = os.umask(0)
@@ -192,6 +209,14 @@ def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = No
                 ox.annotate(final, props)
                 checks, simplified = _check_onnx(final, dtypes, sets, ONNX_TOLERANCE), {}
         raw.unlink()
+        frame_check = None
+        if raw_policy is not None:  # the in-graph crop + resize against the numpy camera path training saw
+            frames = np.concatenate([ps.inputs["image"] for ps in sets])
+            frame_check = fr.check_frame_parity(raw_policy.policy, raw_policy, frames, OnnxRunner(final)({"image": frames}),
+                                                ONNX_TOLERANCE.max_abs)
+            log.info("parity frame preprocessing vs numpy camera path: max %.0f LSB, %d of %d pixels differ, "
+                     "action max|Δ| %.2e  %s", frame_check["pixels_max_abs_lsb"], frame_check["pixels_differing"],
+                     frame_check["pixels"], frame_check["action_max_abs_error"], "ok" if frame_check["passed"] else "FAIL")
         timings["parity_s"] = time.perf_counter() - t0
 
         graph = ox.graph_stats(final)
@@ -201,6 +226,9 @@ def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = No
         report = summarize(checks, ONNX_TOLERANCE, exporter=used, opset=graph["opset"], simplified=simplified or None,
                            reference=PARITY_NAME, onnxruntime=onnxruntime.__version__, onnx=onnx.__version__,
                            torch=torch.__version__)
+        if frame_check is not None:
+            report["frame"] = frame_check
+            report["passed"] = bool(report["passed"] and frame_check["passed"])
         log_report("onnx", report)
         sets[0].save(tmp / PARITY_NAME)  # the recorded set: what a TensorRT engine is checked against later
         provenance = dict(meta.get("provenance") or {})
@@ -208,12 +236,18 @@ def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = No
         bmeta = BundleMeta(observation=obs, action=action, fps=fps, la_dim=la_dim, inputs=names,
                            onnx_sha256=sha256_file(final), algo=str(meta.get("algo", "clam")), valid=report["passed"],
                            parity=report, provenance=provenance, camera=dict(meta.get("camera") or {}))
+        if raw_policy is not None:  # what the graph does to a frame, for a reader of clam.json
+            bmeta.camera["frame"] = {"capture_hw": list(opts.frame), "crop": "center", "resize": "area",
+                                     "crop_yx_hw": frame_check["crop_yx_hw"], "image_hw": list(policy_hw)}
         write_meta(tmp, bmeta)  # last file written: its presence + valid=true means the bundle is whole
         if not report["passed"]:
             failed = out.with_name(out.name + ".failed")
             shutil.rmtree(failed, ignore_errors=True)
             os.replace(tmp, failed)
-            raise ParityError(describe_failure("ONNX", report) + f"; {out} left untouched, see {failed / META_NAME}")
+            what = describe_failure("ONNX", report) if not all(c["passed"] for c in checks) else (
+                f"in-graph frame preprocessing differs from the numpy camera path (max {report['frame']['pixels_max_abs_lsb']:.0f} LSB "
+                f"on {report['frame']['pixels_differing']} pixels)")
+            raise ParityError(what + f"; {out} left untouched, see {failed / META_NAME}")
         _commit(tmp, out)
         shutil.rmtree(out.with_name(out.name + ".failed"), ignore_errors=True)  # an earlier failed attempt is moot
     except BaseException:

@@ -5,7 +5,8 @@ has not landed yet can still build every other robot.
     make_robot("fake")                    numpy point mass (tests, dry runs); "fake:ee" = WidowX-like 7-D
     make_robot("metaworld:reach-v3")      MetaWorld v3 task (Sawyer)
     make_robot("dmc:reacher-easy")        dm_control suite DOMAIN-TASK
-    make_robot("widowx-sim")              our MuJoCo WidowX 250s; "widowx-sim:push-button" picks a task
+    make_robot("widowx-sim")              our MuJoCo WidowX 250s; "widowx-sim:TASK" picks a task (reach-block,
+                                          push-button, place-block, close-drawer); vary="all" varies the looks
     make_robot("widowx")                  the real arm (Interbotix)
     make_robot("widowx", emulate=True)    the real driver on MuJoCo physics (robot/emulate: rehearsal)
 

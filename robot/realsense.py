@@ -477,7 +477,9 @@ class RealSenseCamera(Camera):
         img = np.asanyarray(color.get_data())  # (h, w, n) view into librealsense's buffer
         if img.ndim != 3 or img.shape[2] != n:
             raise CameraFault(f"{self.name}: colour frame of shape {img.shape} for format {fmt}")
-        image = np.ascontiguousarray(img[..., sel])  # (h, w, 3) RGB, copied
+        # np.array copies: for rgb8 ascontiguousarray would return the view, and a view keeps librealsense's
+        # frame (from its small pool) alive as long as the image is, now that capture-size frames skip the resize.
+        image = np.array(img[..., sel], order="C")  # (h, w, 3) RGB
         meters = None
         if depth:
             meters = np.asanyarray(depth.get_data()).astype(np.float32) * np.float32(depth.get_units())  # (h, w)
@@ -538,7 +540,8 @@ class RealSenseCamera(Camera):
         if cfg.crop:
             image = center_crop(image, cfg.height, cfg.width)
             depth = center_crop(depth, cfg.height, cfg.width) if depth is not None else None
-        image = resize_area(image, cfg.height, cfg.width)  # (H, W, 3) uint8
+        if image.shape[:2] != (cfg.height, cfg.width):  # a raw-frame bundle takes the capture size: no per-pixel work
+            image = resize_area(image, cfg.height, cfg.width)  # (H, W, 3) uint8
         if depth is not None:
             depth = np.ascontiguousarray(resize_nearest(depth, cfg.height, cfg.width))  # (H, W) float32
         frame = Frame(image=image, timestamp=raw.timestamp, index=raw.index, depth=depth)

@@ -12,7 +12,8 @@ import click
 
 from clamkit.cli import handle_errors
 from clamkit.dataset import DatasetWriter
-
+from clamkit.robot.widowx_sim import TASKS as WIDOWX_TASKS
+from clamkit.robot.widowx_sim import VisualVariation
 from clamkit.specs import ObservationSpec
 
 POLICIES = click.Choice(["expert", "noisy-expert", "play"])
@@ -55,7 +56,8 @@ def _choose(policy_name, robot, expert, play, noise_range, action_noise):
     return NoisyExpert(expert(), robot.action_spec, noise_range, action_noise)
 
 
-def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, no_actions, quiet, policy_name, camera_name=None):
+def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, no_actions, quiet, policy_name, camera_name=None,
+            extra_info=None):
     from clamkit.robot.record import record_episodes
     from clamkit.robot.sim_camera import SimCamera
 
@@ -65,7 +67,7 @@ def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, 
         if image_size:
             camera = SimCamera(robot, image_size, image_size)
             keys["image"] = camera.spec
-        info = {"policy": policy_name, "camera": camera_name if image_size else None}
+        info = {"policy": policy_name, "camera": camera_name if image_size else None} | (extra_info or {})
         writer = DatasetWriter(out, observation=ObservationSpec(keys), action=robot.action_spec, fps=robot.fps,
                                robot=robot.name, task=task, info=info)
         summary = record_episodes(robot, policy, writer, episodes, seed=seed, max_steps=max_steps, camera=camera,
@@ -128,23 +130,27 @@ def dmc(task, max_steps, policy_name, noise_range, action_noise, **kw):
 
 
 @main.command("widowx-sim")
-@click.option("--task", default="reach-block", show_default=True, type=click.Choice(["reach-block", "push-button"]))
+@click.option("--task", default="reach-block", show_default=True, type=click.Choice(WIDOWX_TASKS))
+@click.option("--vary", default="none", show_default=True, metavar="WHAT",
+              help=f"Visual variation per episode: none, all, or a comma list of {', '.join(VisualVariation.KINDS)}.")
 @_common
 @handle_errors
-def widowx_sim(task, max_steps, policy_name, noise_range, action_noise, **kw):
+def widowx_sim(task, vary, max_steps, policy_name, noise_range, action_noise, **kw):
     """Our MuJoCo WidowX 250s on a tabletop (same 7-D actions as the real arm, 5 Hz).
 
     \b
-    Example:
+    Examples:
       clam-record widowx-sim --task reach-block --episodes 50 --image-size 64 --out data/wx-reach
+      clam-record widowx-sim --task place-block --episodes 50 --image-size 64 --vary all --out data/wx-place
     """
     from clamkit.robot.widowx_sim import WidowXSimRobot, expert_policy, play_policy
 
     max_steps = max_steps or 50
-    robot = WidowXSimRobot(task=task, max_steps=max_steps)
+    robot = WidowXSimRobot(task=task, max_steps=max_steps, vary=vary)
     policy = _choose(policy_name, robot, lambda: expert_policy(task, robot), lambda: play_policy(task, robot),
                      noise_range, action_noise)
-    _record(robot, policy, task=task, max_steps=max_steps, policy_name=policy_name, camera_name="sim", **kw)
+    _record(robot, policy, task=task, max_steps=max_steps, policy_name=policy_name, camera_name="sim",
+            extra_info={"vary": robot.vary.to_json()}, **kw)
 
 
 

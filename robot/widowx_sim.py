@@ -1,13 +1,24 @@
-"""Our WidowX 250s in MuJoCo as a Robot, two tabletop tasks, their scripted IK experts and a noisy play policy.
+"""Our WidowX 250s in MuJoCo as a Robot, four tabletop tasks, their scripted IK experts and a noisy play policy.
 
 The simulated arm speaks the real arm's language (widowx_common): the same 7-D action (EE deltas +
 absolute gripper) turned into joint targets by the same IK, the same 7-D state (EE xyz, rpy,
 gripper opening) computed by the same forward kinematics, 5 Hz. A policy trained here sees what it
 will see on the real robot, minus the camera's realism.
 
-Tasks (the object a task does not use is parked off the table):
+Tasks (the objects a task does not use are parked off the table), mirroring the paper's real-robot tasks:
 - reach-block: bring the end-effector point within 3 cm of a 4 cm red cube placed at random.
 - push-button: press a spring-loaded button at a random spot at least 8 mm down (of 15 mm travel).
+- place-block: grasp the cube and put it into an open pot (11 cm inside) placed at random (the paper's
+  pick-and-place into a pot): success when the cube rests inside the pot's walls, below its rim.
+- close-drawer: push a drawer that stands 4-8 cm open back into its cabinet (the paper's articulated
+  microwave-closing task): success when it is within 1 cm of closed.
+
+Scripted experts (expert_policy) solve every task from privileged state: >= 95% over 100 seeds each
+(measured numbers in docs/design-notes.md); tests/robot/test_widowx_sim.py checks a smaller count.
+
+Visual variation (VisualVariation, off by default): table and object colours, lighting, a small camera
+pose jitter and visual-only distractor objects, drawn per episode from the reset seed on their own
+random stream, so the task layout (and so the expert's actions) is the same with and without it.
 
 Experts may read privileged simulator state (task_state()); policies see only state and images.
 """
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +41,7 @@ from clamkit.specs import ActionSpec, ObservationSpec
 log = logging.getLogger(__name__)
 
 SCENE_XML = Path(__file__).with_name("assets") / "widowx_scene.xml"
-TASKS = ("reach-block", "push-button")
+TASKS = ("reach-block", "push-button", "place-block", "close-drawer")
 # Where objects are placed (m, base frame), inside the workspace with room for the gripper around them.
 OBJECT_LOW, OBJECT_HIGH = np.array([0.22, -0.16]), np.array([0.38, 0.16])
 BLOCK_HALF = 0.02
@@ -37,8 +49,124 @@ REACH_TOLERANCE = 0.03   # EE point to block centre (m)
 PRESS_DEPTH = 0.008      # cap travel (m) that counts as pressed
 CAP_TOP = 0.044          # button cap top above the table when released (housing 0.024 + cap 0.02)
 START_JITTER = 0.05      # rad per arm joint around HOME at reset (~2 cm at the EE)
-PARKED_BLOCK = np.array([0.0, -1.5, -0.75 + BLOCK_HALF])
-PARKED_BUTTON = np.array([0.0, 1.5, -0.75])
+POT_INNER = 0.055        # half the pot's inside width (m)
+POT_RIM = 0.045          # wall height
+POT_SEPARATION = 0.13    # least block-to-pot distance at reset (the open fingers must not touch the pot)
+# The cabinet stands beyond the object area facing the base, its drawer pulled out toward the arm.
+CABINET_RANGE = (0.41, 0.44)        # distance of its centre from the base (m)
+CABINET_BEARING = (-0.35, 0.35)     # direction from the base (rad)
+DRAWER_OPEN = (0.04, 0.08)          # how far the drawer stands out at reset (m)
+DRAWER_CLOSED = 0.01                # within this of closed counts as closed
+DRAWER_FRONT = 0.069                # drawer front face, cabinet centre to front when closed (m)
+PARKED = {"block": np.array([0.0, -1.5, -0.75 + BLOCK_HALF]), "button": np.array([0.0, 1.5, -0.75]),
+          "pot": np.array([-0.5, -1.5, -0.75]), "cabinet": np.array([-0.5, 1.5, -0.75])}
+
+
+@dataclass(frozen=True)
+class VisualVariation:
+    """What reset() varies in the rendered scene, per episode (all off by default). Physics never changes:
+    distractors are visual only, colours and lights do not touch contacts."""
+
+    colors: bool = False
+    """Table and task-object colours (uniform RGB)."""
+    lighting: bool = False
+    """Headlight and top-light strength, top-light direction."""
+    camera: bool = False
+    """Camera position and look-at point each jittered by up to CAMERA_JITTER per axis."""
+    distractors: bool = False
+    """Three visual-only shapes (cylinder, sphere, box) at random free spots on the table."""
+
+    KINDS = ("colors", "lighting", "camera", "distractors")
+
+    @property
+    def any(self) -> bool:
+        return self.colors or self.lighting or self.camera or self.distractors
+
+    @classmethod
+    def parse(cls, value) -> "VisualVariation":
+        """None/False/"none" -> off; True/"all" -> everything; "colors,camera" -> those; a dict -> fields."""
+        if isinstance(value, cls):
+            return value
+        if value is None or value is False or value in ("", "none"):
+            return cls()
+        if value is True or value == "all":
+            return cls(True, True, True, True)
+        if isinstance(value, dict):
+            unknown = set(value) - set(cls.KINDS)
+            if unknown:
+                raise UserError(f"visual variation: unknown {', '.join(sorted(unknown))} (choose from {', '.join(cls.KINDS)})")
+            return cls(**{k: bool(v) for k, v in value.items()})
+        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        bad = [n for n in names if n not in cls.KINDS]
+        if bad:
+            raise UserError(f"visual variation: unknown {', '.join(bad)} (all, none, or a comma list of {', '.join(cls.KINDS)})")
+        return cls(**{n: True for n in names})
+
+    def to_json(self) -> list[str]:
+        return [k for k in self.KINDS if getattr(self, k)]
+
+
+CAMERA_JITTER = 0.02  # m, per axis, on the camera and on its look-at point (~2 deg of view direction)
+TABLE_AREA = (np.array([0.05, -0.45]), np.array([0.55, 0.45]))  # where distractors may stand (m)
+_TASK_GEOMS = ("block", "button_cap", "button_housing", "pot_base", "pot_wall1", "pot_wall2", "pot_wall3", "pot_wall4",
+               "cabinet", "drawer_body", "drawer_front")
+_DISTRACTORS = ("distractor0", "distractor1", "distractor2")
+
+
+class _SceneLooks:
+    """The scene's default looks, and apply(): restore them, then draw this episode's variation."""
+
+    def __init__(self, model):
+        self.model = model
+        self.table_mat = model.material("table").id
+        self.geoms = {n: model.geom(n).id for n in _TASK_GEOMS}
+        self.cam, self.look_at = model.camera("cam").id, model.body("look_at").id
+        self.distractors = [model.body(n).id for n in _DISTRACTORS]
+        self.distractor_geoms = [model.geom(n).id for n in _DISTRACTORS]
+        self.light = model.light("top").id
+        self.default = {k: getattr(model, k).copy() for k in ("mat_rgba", "geom_rgba", "light_diffuse", "light_dir",
+                                                               "cam_pos", "body_pos")}
+        self.headlight = (model.vis.headlight.ambient.copy(), model.vis.headlight.diffuse.copy())
+
+    def apply(self, vary: VisualVariation, rng: np.random.Generator | None, avoid: list[np.ndarray]) -> None:
+        m = self.model
+        for k, v in self.default.items():  # restore first, so "off" renders exactly the default scene
+            if k != "body_pos":
+                getattr(m, k)[:] = v
+        m.body_pos[self.distractors + [self.look_at]] = self.default["body_pos"][self.distractors + [self.look_at]]
+        m.vis.headlight.ambient[:], m.vis.headlight.diffuse[:] = self.headlight
+        if not vary.any:
+            return
+        rng = rng or np.random.default_rng()
+        if vary.colors:
+            m.mat_rgba[self.table_mat, :3] = rng.uniform(0.25, 0.95, 3)
+            # one colour per object (its parts share it), the button housing stays a neutral grey
+            per_object = {"block": rng.uniform(0.05, 0.95, 3), "button": rng.uniform(0.05, 0.95, 3),
+                          "pot": rng.uniform(0.05, 0.95, 3), "cabinet": rng.uniform(0.4, 0.95, 3),
+                          "drawer": rng.uniform(0.05, 0.95, 3)}
+            for name, gid in self.geoms.items():
+                key = next(k for k in per_object if name.startswith(k))
+                if name != "button_housing":
+                    m.geom_rgba[gid, :3] = per_object[key]
+        if vary.lighting:
+            m.vis.headlight.ambient[:] = rng.uniform(0.15, 0.5)
+            m.vis.headlight.diffuse[:] = rng.uniform(0.25, 0.6)
+            m.light_diffuse[self.light] = rng.uniform(0.3, 0.8)
+            d = np.array([*rng.uniform(-0.5, 0.5, 2), -1.0])
+            m.light_dir[self.light] = d / np.linalg.norm(d)
+        if vary.camera:
+            m.cam_pos[self.cam] += rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, 3)
+            m.body_pos[self.look_at] += rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, 3)
+        if vary.distractors:
+            taken = [np.asarray(a, float) for a in avoid] + [np.zeros(2)]  # task objects and the robot's base
+            for body, geom in zip(self.distractors, self.distractor_geoms):
+                for _ in range(100):
+                    xy = rng.uniform(*TABLE_AREA)
+                    if min(np.linalg.norm(xy - t) for t in taken) > 0.1:
+                        break
+                taken.append(xy)
+                m.body_pos[body] = [xy[0], xy[1], 0.0]
+                m.geom_rgba[geom, :3] = rng.uniform(0.05, 0.95, 3)
 
 
 def _import_mujoco():
@@ -52,12 +180,14 @@ class WidowXSimRobot(Robot):
     name = "widowx-sim"
     fps = wx.FPS
 
-    def __init__(self, task: str = "reach-block", max_steps: int = 50, workspace: wx.Workspace | None = None):
+    def __init__(self, task: str = "reach-block", max_steps: int = 50, workspace: wx.Workspace | None = None,
+                 vary: "VisualVariation | str | None" = None):
         if task not in TASKS:
             raise UserError(f"unknown widowx-sim task '{task}' (choose from {', '.join(TASKS)})")
         if int(max_steps) < 1:
             raise UserError(f"max_steps must be >= 1, got {max_steps}")
         self.task, self.max_steps = task, int(max_steps)
+        self.vary = VisualVariation.parse(vary)
         self.workspace = workspace or wx.DEFAULT_WORKSPACE
         self._model = self._data = self._renderer = None
         self._success, self._steps = False, 0
@@ -91,6 +221,9 @@ class WidowXSimRobot(Robot):
         self._block_qpos = model.joint("block").qposadr[0]
         self._button_qpos = model.joint("button").qposadr[0]
         self._button_body = model.body("button").id
+        self._pot_body, self._cabinet_body = model.body("pot").id, model.body("cabinet").id
+        self._drawer_qpos = model.joint("drawer").qposadr[0]
+        self._visuals = _SceneLooks(model)  # the default looks, restored by reset() when variation is off
         self._ee_site = model.site("ee").id
         self._substeps = int(round(1.0 / (self.fps * model.opt.timestep)))  # 100 x 2 ms per 5 Hz tick
 
@@ -115,15 +248,32 @@ class WidowXSimRobot(Robot):
         self._set_gripper_state(1.0)
         data.ctrl[self._arm_act] = q0
         self._set_gripper_ctrl(1.0)
-        block, button = PARKED_BLOCK, PARKED_BUTTON
+        place = dict(PARKED)
+        cabinet_yaw, drawer = 0.0, 0.0
         xy = rng.uniform(OBJECT_LOW, OBJECT_HIGH)
-        if self.task == "reach-block":
-            block = np.array([xy[0], xy[1], BLOCK_HALF])
-        else:
-            button = np.array([xy[0], xy[1], 0.0])
+        if self.task in ("reach-block", "place-block"):
+            place["block"] = np.array([xy[0], xy[1], BLOCK_HALF])
+        elif self.task == "push-button":
+            place["button"] = np.array([xy[0], xy[1], 0.0])
         yaw = rng.uniform(-np.pi / 4, np.pi / 4)
-        data.qpos[self._block_qpos:self._block_qpos + 7] = [*block, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
-        model.body_pos[self._button_body] = button
+        if self.task == "place-block":
+            pot = rng.uniform(OBJECT_LOW, OBJECT_HIGH)
+            while np.linalg.norm(pot - xy) < POT_SEPARATION:
+                pot = rng.uniform(OBJECT_LOW, OBJECT_HIGH)
+            place["pot"] = np.array([pot[0], pot[1], 0.0])
+        elif self.task == "close-drawer":
+            r, cabinet_yaw = rng.uniform(*CABINET_RANGE), rng.uniform(*CABINET_BEARING)
+            place["cabinet"] = np.array([r * np.cos(cabinet_yaw), r * np.sin(cabinet_yaw), 0.0])
+            drawer = -rng.uniform(*DRAWER_OPEN)
+        data.qpos[self._block_qpos:self._block_qpos + 7] = [*place["block"], np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        data.qpos[self._drawer_qpos] = drawer
+        model.body_pos[self._button_body] = place["button"]
+        model.body_pos[self._pot_body] = place["pot"]
+        model.body_pos[self._cabinet_body] = place["cabinet"]
+        model.body_quat[self._cabinet_body] = [np.cos(cabinet_yaw / 2), 0.0, 0.0, np.sin(cabinet_yaw / 2)]
+        # Looks come last and from their own stream: the layout above is the same with variation on or off.
+        self._visuals.apply(self.vary, None if seed is None else np.random.default_rng([int(seed), 0x5EE]),
+                            avoid=[place[k][:2] for k in ("block", "button", "pot", "cabinet")])
         mujoco.mj_forward(model, data)
         for _ in range(25):  # let contacts settle (50 ms)
             mujoco.mj_step(model, data)
@@ -178,21 +328,35 @@ class WidowXSimRobot(Robot):
     # ------------------------------------------------------------------ task
 
     def _task_success(self) -> bool:
-        data = self._data
+        model, data = self._model, self._data
+        block = data.qpos[self._block_qpos:self._block_qpos + 3]
         if self.task == "reach-block":
-            block = data.qpos[self._block_qpos:self._block_qpos + 3]
             return bool(np.linalg.norm(data.site_xpos[self._ee_site] - block) < REACH_TOLERANCE)
+        if self.task == "place-block":  # resting inside the walls, below the rim (not held above it)
+            inside = np.abs(block[:2] - model.body_pos[self._pot_body][:2]).max() < POT_INNER - 0.005
+            return bool(inside and block[2] < POT_RIM)
+        if self.task == "close-drawer":
+            return bool(data.qpos[self._drawer_qpos] > -DRAWER_CLOSED)
         return bool(-data.qpos[self._button_qpos] > PRESS_DEPTH)
 
     def task_state(self) -> dict[str, np.ndarray | float | str]:
-        """Privileged simulator state for scripted experts and tests (a policy never sees it):
-        "target" is the block centre (reach-block) or the top centre of the released button cap (push-button)."""
+        """Privileged simulator state for scripted experts and tests (a policy never sees it): "target" is
+        the block centre (reach-block, place-block), the top centre of the released button cap
+        (push-button), or the centre of the drawer's front face (close-drawer)."""
         model, data = self._require()
         block = data.qpos[self._block_qpos:self._block_qpos + 3].copy()
+        q = data.qpos[self._block_qpos + 3:self._block_qpos + 7]
+        block_yaw = float(np.arctan2(2 * (q[0] * q[3] + q[1] * q[2]), 1 - 2 * (q[2] ** 2 + q[3] ** 2)))
         button = model.body_pos[self._button_body].copy() + np.array([0.0, 0.0, CAP_TOP])
         depth = float(max(-data.qpos[self._button_qpos], 0.0))
-        return {"task": self.task, "target": block if self.task == "reach-block" else button,
-                "block_pos": block, "button_pos": button, "button_depth": depth,
+        cabinet, cabinet_yaw = model.body_pos[self._cabinet_body].copy(), 2 * float(np.arctan2(*model.body_quat[self._cabinet_body][[3, 0]]))
+        opening = float(-data.qpos[self._drawer_qpos])
+        axis = np.array([np.cos(cabinet_yaw), np.sin(cabinet_yaw), 0.0])  # cabinet +x: away from the robot
+        front = cabinet - axis * (DRAWER_FRONT + opening) + np.array([0.0, 0.0, 0.045])
+        target = {"push-button": button, "close-drawer": front}.get(self.task, block)
+        return {"task": self.task, "target": target, "block_pos": block, "block_yaw": block_yaw,
+                "button_pos": button, "button_depth": depth, "pot_pos": model.body_pos[self._pot_body].copy(),
+                "cabinet_pos": cabinet, "cabinet_yaw": cabinet_yaw, "drawer_opening": opening, "drawer_front": front,
                 "ee_pos": data.site_xpos[self._ee_site].copy()}
 
     def episode_info(self) -> dict:
@@ -269,6 +433,104 @@ class PushButtonExpert(Policy):
         return _toward(s, goal, rpy, gripper=0.0)
 
 
+class PlaceBlockExpert(Policy):
+    """Grasp the cube from above with the fingers square to its faces, lift it, carry it over the pot, lower
+    it, let go. A small phase machine; if the cube slips out on the way it starts over from the approach."""
+
+    PITCH = 1.45
+    HOVER = 0.08
+    CARRY_Z = 0.13
+    DROP_Z = 0.085  # EE height over the pot when releasing: the cube's bottom clears the rim
+
+    def __init__(self, robot: WidowXSimRobot):
+        self.robot = robot
+        self.reset()
+
+    def reset(self, seed=None):
+        self.phase, self._wait = "approach", 0
+
+    def _grip_yaw(self, block_xy, block_yaw) -> float:
+        """The block's face direction (mod 90 deg) nearest the natural waist direction: fingers close on faces."""
+        facing = _facing_yaw(block_xy)
+        return facing + float(kin.wrap_angle(4 * (block_yaw - facing)) / 4)
+
+    def __call__(self, obs):
+        s, ts = obs["state"], self.robot.task_state()
+        block, pot, ee = ts["block_pos"], ts["pot_pos"], s[:3]
+        held = np.linalg.norm(block - ee) < 0.03 and block[2] > BLOCK_HALF + 0.01
+        if self.phase in ("lift", "carry", "lower") and not held and self._wait <= 0:
+            self.phase = "approach"  # dropped it
+        yaw = self._grip_yaw(block[:2], ts["block_yaw"])
+        if self.phase == "approach":
+            goal, grip = block + (0.0, 0.0, self.HOVER), 1.0
+            if np.linalg.norm(s[:2] - block[:2]) < 0.01 and abs(kin.wrap_angle(s[5] - yaw)) < 0.05:
+                self.phase = "descend"
+        if self.phase == "descend":
+            goal, grip = block + (0.0, 0.0, 0.005), 1.0
+            if np.linalg.norm(ee - goal) < 0.01:
+                self.phase, self._wait = "close", 2
+        if self.phase == "close":
+            goal, grip = block + (0.0, 0.0, 0.005), 0.0
+            self._wait -= 1
+            if self._wait <= 0:
+                self.phase, self._wait = "lift", 2  # 2 ticks of grace before "not held" counts
+        if self.phase in ("lift", "carry", "lower"):
+            self._wait -= 1
+            yaw, grip = s[5], 0.0  # keep the wrist as it is while holding
+        if self.phase == "lift":
+            goal = np.array([ee[0], ee[1], self.CARRY_Z])
+            if ee[2] > self.CARRY_Z - 0.02:
+                self.phase = "carry"
+        if self.phase == "carry":
+            goal = np.array([pot[0], pot[1], self.CARRY_Z])
+            if np.linalg.norm(ee[:2] - pot[:2]) < 0.01:
+                self.phase = "lower"
+        if self.phase == "lower":
+            goal = np.array([pot[0], pot[1], self.DROP_Z])
+            if ee[2] < self.DROP_Z + 0.01:
+                self.phase = "release"
+        if self.phase == "release":
+            goal, grip, yaw = np.array([pot[0], pot[1], self.CARRY_Z]), 1.0, s[5]
+        return _toward(s, goal, (0.0, self.PITCH, yaw), gripper=grip)
+
+
+class CloseDrawerExpert(Policy):
+    """Closed gripper, fingers pointing forward and down: go in front of the drawer's face (robot side),
+    drop to its height, then push along the drawer's axis until it is shut."""
+
+    PITCH = 0.7
+    STANDOFF = 0.05  # EE this far in front of the drawer face before pushing
+    PUSH_Z = 0.05
+
+    def __init__(self, robot: WidowXSimRobot):
+        self.robot = robot
+        self.reset()
+
+    def reset(self, seed=None):
+        self.phase = "approach"
+
+    def __call__(self, obs):
+        s, ts = obs["state"], self.robot.task_state()
+        yaw = ts["cabinet_yaw"]
+        axis = np.array([np.cos(yaw), np.sin(yaw), 0.0])  # drawer closes along +axis
+        front = ts["drawer_front"]
+        start = front - axis * self.STANDOFF
+        start[2] = self.PUSH_Z
+        if self.phase == "approach":
+            goal = start + (0.0, 0.0, 0.06)  # above the start point, clear of the drawer's top
+            if np.linalg.norm(s[:2] - goal[:2]) < 0.015:
+                self.phase = "drop"
+        if self.phase == "drop":
+            goal = start
+            if abs(s[2] - start[2]) < 0.01:
+                self.phase = "push"
+        if self.phase == "push":
+            closed_front = ts["cabinet_pos"] - axis * DRAWER_FRONT
+            goal = closed_front + axis * 0.01
+            goal[2] = self.PUSH_Z
+        return _toward(s, goal, (0.0, self.PITCH, yaw), gripper=0.0)
+
+
 class WidowXPlay(Policy):
     """Task-agnostic, non-expert labelled data (the CLAM play set): the EE wanders between random
     poses in the workspace with a noisy P-controller, opens and closes the gripper at random, pauses,
@@ -300,6 +562,8 @@ class WidowXPlay(Policy):
         self._rpy = ws.clamp_rpy(rpy)
         self._grip = float(r.choice([0.0, 1.0]))
         self._gain = float(r.uniform(0.5, 1.5))
+        if self._mode == "expert":
+            self._expert.reset()  # a phased expert (place-block, close-drawer) starts its attempt afresh from here
 
     def __call__(self, obs):
         if self._left <= 0:
@@ -324,7 +588,8 @@ class WidowXPlay(Policy):
 
 def expert_policy(task: str, robot: WidowXSimRobot) -> Policy:
     """The scripted IK expert for a widowx-sim task (reads robot.task_state())."""
-    experts = {"reach-block": ReachBlockExpert, "push-button": PushButtonExpert}
+    experts = {"reach-block": ReachBlockExpert, "push-button": PushButtonExpert, "place-block": PlaceBlockExpert,
+               "close-drawer": CloseDrawerExpert}
     if task not in experts:
         raise UserError(f"no scripted expert for widowx-sim task '{task}' (choose from {', '.join(experts)})")
     return experts[task](robot)

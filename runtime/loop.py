@@ -298,13 +298,16 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
                     frame = camera.async_read() if camera is not None else None
                     if frame is not None:
                         safety.check_frame(frame)
+                    tc = time.perf_counter()
                     obs = robot.get_observation()
+                    tr = time.perf_counter()
                     policy_obs = build(obs, frame)
                     t1 = time.perf_counter()
                     raw = backend.infer(policy_obs)
                     t2 = time.perf_counter()
                     safety.check_inference(t2 - t1)
                     action = safety(raw, robot)
+                    ts = time.perf_counter()
                     if stop.requested:
                         break  # Ctrl-C arrived during inference: do not send
                     sent = None if dry_run else robot.send_action(action)
@@ -325,7 +328,7 @@ def run_loop(robot: Robot, backend: Backend, camera: Camera | None = None, hz: f
                                             period * 1e3, (now - deadline) * 1e3)
                                 overruns_logged += 1
                             deadline = now  # re-anchor: do not burst to catch up
-                    telemetry.tick(t2 - t1, t3 - t0, age, missed)
+                    telemetry.tick(t2 - t1, t3 - t0, age, missed, stages=(tc - t0, tr - tc, t1 - tr, ts - t2, t3 - ts))
                     if missed:
                         safety.check_overrun(late)
                     if robot.episode_done():

@@ -2,7 +2,7 @@
 safety counters and episode outcomes; a compact live log line and a JSON report.
 
     tel = Telemetry(hz=5)
-    tel.tick(infer_s=..., tick_s=..., age_s=..., missed=False)   # once per tick (the loop does this)
+    tel.tick(infer_s=..., tick_s=..., age_s=..., missed=False, stages=(...))   # once per tick (the loop does this)
     tel.summary()                                                # dict: latency p50/p99/max, ...
     tel.write(Path("report.json"), extra={...})
 """
@@ -18,6 +18,10 @@ import numpy as np
 from clamkit.dataset import write_json_atomic
 
 log = logging.getLogger(__name__)
+
+# The parts of a tick besides inference, in order: camera read + frame watchdog, robot state, building the
+# graph's inputs (numpy work on the frame, if any), safety layer, robot.send_action.
+STAGES = ("capture", "robot_state", "preprocess", "safety", "send")
 
 
 def _stats_ms(x: list[float]) -> dict:
@@ -37,6 +41,7 @@ class Telemetry:
         self.infer_s: list[float] = []   # backend.infer only
         self.tick_s: list[float] = []    # camera read -> action sent (the whole tick body, without the sleep)
         self.age_s: list[float] = []     # camera frame capture -> action sent
+        self.stage_s: dict[str, list[float]] = {k: [] for k in STAGES}  # the tick body, stage by stage
         self.missed = 0
         self.ticks = 0
         self.episodes: list[dict] = []
@@ -45,8 +50,13 @@ class Telemetry:
         self.stop_reason = "running"
         self._live_from = 0
 
-    def tick(self, infer_s: float, tick_s: float, age_s: float | None = None, missed: bool = False) -> None:
+    def tick(self, infer_s: float, tick_s: float, age_s: float | None = None, missed: bool = False,
+             stages: tuple[float, ...] | None = None) -> None:
+        """stages: seconds of each of STAGES in this tick (inference is infer_s)."""
         self.ticks += 1
+        if stages is not None:
+            for k, v in zip(STAGES, stages):
+                self.stage_s[k].append(v)
         self.infer_s.append(infer_s)
         self.tick_s.append(tick_s)
         if age_s is not None:
@@ -77,7 +87,8 @@ class Telemetry:
         out: dict = {"stop_reason": self.stop_reason, "ticks": self.ticks, "hz": self.hz,
                      "seconds": round(time.perf_counter() - self.started, 3),
                      "latency_ms": {"infer": _stats_ms(self.infer_s), "tick": _stats_ms(self.tick_s),
-                                    "camera_to_action": _stats_ms(self.age_s)},
+                                    "camera_to_action": _stats_ms(self.age_s),
+                                    "stages": {k: _stats_ms(v) for k, v in self.stage_s.items() if v}},
                      "missed_deadlines": self.missed,
                      "safety": self.safety.counters.to_json() if self.safety is not None else {},
                      "episodes": self.episodes}

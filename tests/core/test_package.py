@@ -22,7 +22,8 @@ def _modules_after_import(code: str) -> set[str]:
 def test_core_runtime_and_robot_never_import_torch():
     mods = _modules_after_import("import clamkit, clamkit.dataset, clamkit.bundle, clamkit.runtime, clamkit.robot, "
                                  "clamkit.robot.record_cli, clamkit.robot.record, clamkit.robot.metaworld, clamkit.robot.emulate, "
-                                 "clamkit.robot.emulate.world, clamkit.robot.emulate.interbotix, clamkit.robot.emulate.realsense")
+                                 "clamkit.robot.emulate.world, clamkit.robot.emulate.interbotix, clamkit.robot.emulate.realsense, "
+                                 "clamkit.robot.widowx_sim, clamkit.robot.realsense_recording, clamkit.runtime.loop")
     assert "torch" not in mods
     assert not {m for m in mods if m.startswith(("clamkit.trainer", "clamkit.export"))}
 

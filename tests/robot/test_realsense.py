@@ -23,6 +23,7 @@ except ImportError as e:  # e.g. libusb-1.0.so.0 missing on a bare Debian
 from clamkit.errors import UserError
 from clamkit.robot import realsense
 from clamkit.robot.realsense import CameraFault, EndOfStream, RealSenseCamera, center_crop, resize_area
+from clamkit.robot.realsense_recording import write_recording as write_synthetic
 
 W, H, FPS = 64, 48, 30
 MARGIN = (W - H) // 2  # columns outside the centred H x H square
@@ -33,56 +34,15 @@ def colour_of(k: int) -> np.ndarray:
 
 
 def write_recording(path, n: int, depth: bool = False, fmt: str = "rgb8") -> str:
-    """A .db3/.bag with n colour (+ depth) frames made by a software device through rs.recorder."""
-    def intrinsics():
-        i = rs.intrinsics()
-        i.width, i.height, i.ppx, i.ppy, i.fx, i.fy = W, H, W / 2, H / 2, float(W), float(W)
-        i.model, i.coeffs = rs.distortion.none, [0.0] * 5
-        return i
-
-    def stream(kind, uid, bpp, format):
-        vs = rs.video_stream()
-        vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = kind, 0, uid, W, H, FPS, bpp, format
-        vs.intrinsics = intrinsics()
-        return vs
-
-    dev = rs.software_device()
-    dev.register_info(rs.camera_info.name, "clamkit synthetic camera")
-    dev.register_info(rs.camera_info.serial_number, "000000000042")
-    color_sensor = dev.add_sensor("RGB Camera")
-    cprof = color_sensor.add_video_stream(stream(rs.stream.color, 0, 3, getattr(rs.format, fmt)))
-    if depth:
-        depth_sensor = dev.add_sensor("Stereo Module")
-        depth_sensor.add_read_only_option(rs.option.depth_units, 0.001)
-        dprof = depth_sensor.add_video_stream(stream(rs.stream.depth, 1, 2, rs.format.z16))
-        ext = rs.extrinsics()
-        ext.rotation, ext.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
-        dprof.register_extrinsics_to(cprof, ext)
-    recorder = rs.recorder(str(path), dev)
-    sensors = recorder.query_sensors()
-    for s in sensors:
-        s.open(s.get_stream_profiles())
-        s.start(lambda f: None)
-    for k in range(n):
+    """A .db3 with n colour (+ depth) frames made by a software device through rs.recorder."""
+    def colour(k):
         img = np.empty((H, W, 3), np.uint8)
         img[:] = colour_of(k) if fmt == "rgb8" else colour_of(k)[::-1]
         img[:, :MARGIN] = img[:, W - MARGIN:] = 255
-        ts = (k + 1) * 1000.0 / FPS
-        f = rs.software_video_frame()
-        f.pixels, f.stride, f.bpp, f.timestamp, f.frame_number = img, W * 3, 3, ts, k + 1
-        f.domain, f.profile = rs.timestamp_domain.hardware_clock, cprof.as_video_stream_profile()
-        color_sensor.on_video_frame(f)
-        if depth:
-            g = rs.software_video_frame()
-            g.pixels, g.stride, g.bpp, g.timestamp, g.frame_number = np.full((H, W), 1000 + k, np.uint16), W * 2, 2, ts, k + 1
-            g.domain, g.profile, g.depth_units = rs.timestamp_domain.hardware_clock, dprof.as_video_stream_profile(), 0.001
-            depth_sensor.on_video_frame(g)
-        time.sleep(0.002)
-    for s in sensors:
-        s.stop()
-        s.close()
-    del recorder, sensors  # the file is finalised when the recorder is destroyed
-    return str(path)
+        return img
+
+    depths = (np.full((H, W), 1000 + k, np.uint16) for k in range(n)) if depth else None
+    return write_synthetic(path, (colour(k) for k in range(n)), width=W, height=H, fps=FPS, depth=depths, fmt=fmt)
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +81,16 @@ def test_recording_plays_back_every_frame_in_order_resized(colour_db3):
         assert f.depth is None
     ts = np.array([f.timestamp for f in frames])
     assert (np.diff(ts) > 0).all() and ts[-1] <= time.monotonic()
+
+
+def test_frames_at_capture_size_are_handed_out_untouched_and_owned(colour_db3):
+    """A raw-frame bundle takes the capture size: no crop or resize in numpy, every frame whole and in order."""
+    with RealSenseCamera(recording=colour_db3, width=W, height=H) as cam:
+        frames = read_all(cam)
+    assert len(frames) == 40
+    for k, f in enumerate(frames):
+        assert f.image.shape == (H, W, 3)
+        assert (f.image[:, MARGIN:W - MARGIN] == colour_of(k)).all() and (f.image[:, :MARGIN] == 255).all()
 
 
 def test_async_read_on_a_recording_is_frame_exact_too(colour_db3):

@@ -1,5 +1,6 @@
-"""The simulated WidowX 250s: experts solve both tasks, seeds reproduce scenes, the camera is upright,
-the workspace holds, and the generic record loop drives it with the `sim` camera."""
+"""The simulated WidowX 250s: experts solve all four tasks, seeds reproduce scenes, the camera is upright,
+the workspace holds, the generic record loop drives it with the `sim` camera, and visual variation changes
+the looks only."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from clamkit.errors import UserError  # noqa: E402
 from clamkit.robot.base import DeviceNotConnectedError  # noqa: E402
 from clamkit.robot.record import record_episodes  # noqa: E402
 from clamkit.robot.sim_camera import SimCamera  # noqa: E402
-from clamkit.robot.widowx_sim import TASKS, WidowXSimRobot, expert_policy, play_policy  # noqa: E402
+from clamkit.robot.widowx_sim import TASKS, VisualVariation, WidowXSimRobot, expert_policy, play_policy  # noqa: E402
 from clamkit.specs import ObservationSpec  # noqa: E402
 
 
@@ -131,3 +132,93 @@ def test_record_loop_with_sim_camera(tmp_path):
     assert summary["episodes_total"] == 2 and summary["success_rate"] == 1.0
     ds = Dataset(tmp_path / "ds")
     assert len(ds) == 2
+
+
+# ----------------------------------------------------------------------------- the two tasks added for issue 14
+
+
+def test_place_block_success_needs_the_block_in_the_pot():
+    with WidowXSimRobot(task="place-block", max_steps=3) as r:
+        r.reset(seed=4)
+        ts = r.task_state()
+        assert np.linalg.norm(ts["block_pos"][:2] - ts["pot_pos"][:2]) >= 0.13  # apart at reset
+        assert not r._task_success()
+        q = r._block_qpos
+        r._data.qpos[q:q + 3] = ts["pot_pos"] + (0.0, 0.0, 0.08)  # held above the pot: not yet
+        import mujoco
+
+        mujoco.mj_forward(r._model, r._data)
+        assert not r._task_success()
+        r._data.qpos[q:q + 3] = ts["pot_pos"] + (0.0, 0.0, 0.03)  # resting inside
+        mujoco.mj_forward(r._model, r._data)
+        assert r._task_success()
+
+
+def test_close_drawer_starts_open_and_stays_open_untouched():
+    with WidowXSimRobot(task="close-drawer", max_steps=5) as r:
+        r.reset(seed=2)
+        before = r.task_state()["drawer_opening"]
+        for _ in range(5):  # the arm hovers at home, far from the drawer
+            r.send_action(np.array([0, 0, 0, 0, 0, 0, 1.0], np.float32))
+        after = r.task_state()["drawer_opening"]
+    assert 0.04 <= before <= 0.08 and abs(after - before) < 2e-3 and not r.episode_info()["success"]
+
+
+# ----------------------------------------------------------------------------- visual variation
+
+
+def _scene(vary, seed, size=48):
+    with WidowXSimRobot(task="place-block", vary=vary) as r:
+        obs = r.reset(seed=seed)
+        return obs["state"], r.task_state()["target"], r.task_state()["pot_pos"], r.render(size, size)
+
+
+def test_visual_variation_off_renders_the_default_scene_and_on_differs_per_episode():
+    state0, target0, pot0, off = _scene(None, 3)
+    assert np.array_equal(off, _scene("none", 3)[3])  # off is off, bit for bit
+    state1, target1, pot1, on = _scene("all", 3)
+    # the same layout (own random stream), only the looks change
+    assert np.array_equal(state0, state1) and np.array_equal(target0, target1) and np.array_equal(pot0, pot1)
+    assert np.abs(on.astype(int) - off).mean() > 5
+    assert np.array_equal(on, _scene("all", 3)[3])  # seeded: the same episode looks the same
+    assert np.abs(_scene("all", 4)[3].astype(int) - on).mean() > 5
+
+
+@pytest.mark.parametrize("kind", VisualVariation.KINDS)
+def test_each_kind_of_variation_changes_the_render(kind):
+    off = _scene(None, 7)[3]
+    on = _scene(kind, 7)[3]
+    assert (np.abs(on.astype(int) - off) > 10).mean() > 0.002, kind
+
+
+def test_variation_does_not_change_the_physics():
+    runs = []
+    for vary in (None, "all"):
+        with WidowXSimRobot(task="place-block", max_steps=12, vary=vary) as r:
+            states, info = rollout(r, expert_policy("place-block", r), seed=11)
+            runs.append(states)
+    assert np.array_equal(runs[0], runs[1])
+
+
+def test_visual_variation_parse():
+    assert VisualVariation.parse("colors,camera") == VisualVariation(colors=True, camera=True)
+    assert VisualVariation.parse("all").to_json() == list(VisualVariation.KINDS)
+    assert not VisualVariation.parse(None).any and not VisualVariation.parse("none").any
+    with pytest.raises(UserError, match="unknown textures"):
+        VisualVariation.parse("colors,textures")
+
+
+def test_clam_record_new_task_with_visual_variation(tmp_path):
+    from click.testing import CliRunner
+
+    from clamkit.robot.record_cli import main
+
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(main, ["widowx-sim", "--task", "close-drawer", "--episodes", "2", "--max-steps", "8",
+                                    "--image-size", "24", "--vary", "colors,distractors", "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ds = Dataset(out)
+    assert ds.meta["task"] == "close-drawer" and ds.meta["info"]["vary"] == ["colors", "distractors"]
+    first = [ds.episode(i)["image"][0] for i in range(2)]
+    assert not np.array_equal(*first)  # each episode looks different
+    assert CliRunner().invoke(main, ["widowx-sim", "--vary", "sepia", "--out", str(tmp_path / "x")]).exit_code == 2

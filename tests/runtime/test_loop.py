@@ -56,6 +56,17 @@ def test_image_policy_with_a_camera_and_resizing(bundles, tmp_path):
     assert ds.episode(0)["image"].shape == (6, 48, 64, 3)  # recorded at camera resolution, o_0..o_T
 
 
+def test_each_tick_is_timed_stage_by_stage(bundles):
+    robot = FakeRobot(dim=2, max_steps=20)
+    with make_backend(bundles("image", hw=(32, 32))) as be:
+        s = run_loop(robot, be, camera=FakeCamera(64, 48), hz=0)
+    st, lat = s["latency_ms"]["stages"], s["latency_ms"]
+    assert set(st) == {"capture", "robot_state", "preprocess", "safety", "send"} and all(v["n"] == 20 for v in st.values())
+    assert st["preprocess"]["p50"] > 0  # a 64x48 frame is resized to the bundle's 32x32 in this stage
+    # stages + inference make up the tick (the rest is a few perf_counter calls)
+    assert sum(v["mean"] for v in st.values()) + lat["infer"]["mean"] <= lat["tick"]["mean"] * 1.001 + 1e-3
+
+
 def test_dry_run_sends_nothing(bundles, tmp_path):
     robot = FakeRobot(dim=2, max_steps=1000)
     with make_backend(bundles("state")) as be:
