@@ -14,7 +14,7 @@ Tasks (the objects a task does not use are parked off the table), mirroring the 
   microwave-closing task): success when it is within 1 cm of closed.
 
 Scripted experts (expert_policy) solve every task from privileged state: >= 95% over 100 seeds each
-(measured numbers in docs/design-notes.md); tests/robot/test_widowx_sim.py checks a smaller count.
+(measured numbers in docs/design.md); tests/robot/test_widowx_sim.py checks a smaller count.
 
 Visual variation (VisualVariation, off by default): table and object colours, lighting, a small camera
 pose jitter and visual-only distractor objects, drawn per episode from the reset seed on their own
