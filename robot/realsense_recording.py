@@ -19,38 +19,49 @@ import numpy as np
 from clamkit.robot.realsense import _rs
 
 
+def software_camera(rs, *, width: int, height: int, fps: int, focal: float, serial: str, name: str,
+                    color_format, depth: bool, **info) -> tuple:
+    """A pyrealsense2 software device shaped like a D435: a colour stream and, with depth, a z16 stream aligned
+    to it (identity extrinsics), pinhole intrinsics centred on the image. Extra `info` (e.g. product_line)
+    is registered as camera_info. Returns (device, {"color"[, "depth"]: sensor}, {"color"[, "depth"]: profile})."""
+    W, H = int(width), int(height)
+
+    def stream(kind, uid, bpp, fmt):
+        vs = rs.video_stream()
+        vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = kind, 0, uid, W, H, fps, bpp, fmt
+        i = rs.intrinsics()
+        i.width, i.height, i.ppx, i.ppy, i.fx, i.fy = W, H, W / 2, H / 2, float(focal), float(focal)
+        i.model, i.coeffs = rs.distortion.none, [0.0] * 5
+        vs.intrinsics = i
+        return vs
+
+    dev = rs.software_device()
+    for key, value in {"name": name, "serial_number": serial, **info}.items():
+        dev.register_info(getattr(rs.camera_info, key), value)
+    sensors = {"color": dev.add_sensor("RGB Camera")}
+    profiles = {"color": sensors["color"].add_video_stream(stream(rs.stream.color, 0, 3, color_format))}
+    if depth:
+        sensors["depth"] = dev.add_sensor("Stereo Module")
+        sensors["depth"].add_read_only_option(rs.option.depth_units, 0.001)
+        profiles["depth"] = sensors["depth"].add_video_stream(stream(rs.stream.depth, 1, 2, rs.format.z16))
+        ext = rs.extrinsics()
+        ext.rotation, ext.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
+        profiles["depth"].register_extrinsics_to(profiles["color"], ext)
+    return dev, sensors, profiles
+
+
 def write_recording(path: str | Path, frames: Iterable[np.ndarray], *, width: int, height: int, fps: int = 30,
                     depth: Iterable[np.ndarray] | None = None, fmt: str = "rgb8", pause: float = 0.002) -> str:
     """Record colour `frames` ((height, width, 3) uint8, in `fmt` channel order) and optionally `depth`
     ((height, width) uint16 millimetres, paired one to one, aligned: identity extrinsics). Frame k gets
     hardware timestamp (k + 1) / fps s and frame number k + 1. Returns the path."""
     rs = _rs()
-    W, H = int(width), int(height)
-
-    def intrinsics():
-        i = rs.intrinsics()
-        i.width, i.height, i.ppx, i.ppy, i.fx, i.fy = W, H, W / 2, H / 2, float(W), float(W)
-        i.model, i.coeffs = rs.distortion.none, [0.0] * 5
-        return i
-
-    def stream(kind, uid, bpp, format):
-        vs = rs.video_stream()
-        vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = kind, 0, uid, W, H, fps, bpp, format
-        vs.intrinsics = intrinsics()
-        return vs
-
-    dev = rs.software_device()
-    dev.register_info(rs.camera_info.name, "clamkit synthetic camera")
-    dev.register_info(rs.camera_info.serial_number, "000000000042")
-    color_sensor = dev.add_sensor("RGB Camera")
-    cprof = color_sensor.add_video_stream(stream(rs.stream.color, 0, 3, getattr(rs.format, fmt)))
-    if depth is not None:
-        depth_sensor = dev.add_sensor("Stereo Module")
-        depth_sensor.add_read_only_option(rs.option.depth_units, 0.001)
-        dprof = depth_sensor.add_video_stream(stream(rs.stream.depth, 1, 2, rs.format.z16))
-        ext = rs.extrinsics()
-        ext.rotation, ext.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
-        dprof.register_extrinsics_to(cprof, ext)
+    W = int(width)
+    dev, sensor, prof = software_camera(rs, width=width, height=height, fps=fps, focal=float(W), serial="000000000042",
+                                        name="clamkit synthetic camera", color_format=getattr(rs.format, fmt),
+                                        depth=depth is not None)
+    color_sensor, cprof = sensor["color"], prof["color"]
+    depth_sensor, dprof = sensor.get("depth"), prof.get("depth")
     recorder = rs.recorder(str(path), dev)
     sensors = recorder.query_sensors()
     for s in sensors:

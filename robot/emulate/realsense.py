@@ -34,6 +34,7 @@ import types
 
 import numpy as np
 from clamkit.robot.emulate.world import EmulatedWorld
+from clamkit.robot.realsense_recording import software_camera
 
 from clamkit.errors import require
 
@@ -71,32 +72,13 @@ class EmulatedRealSense:
         W, H = self.width, self.height
         f = H / 2 / np.tan(np.radians(FOVY) / 2)  # focal length in pixels
 
-        def stream(kind, uid, bpp, fmt):
-            vs = rs.video_stream()
-            vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = kind, 0, uid, W, H, self.fps, bpp, fmt
-            i = rs.intrinsics()
-            i.width, i.height, i.ppx, i.ppy, i.fx, i.fy = W, H, W / 2, H / 2, f, f
-            i.model, i.coeffs = rs.distortion.none, [0.0] * 5
-            vs.intrinsics = i
-            return vs
-
-        dev = rs.software_device()
-        dev.register_info(rs.camera_info.name, "Intel RealSense D435 (clamkit emulator)")
-        dev.register_info(rs.camera_info.serial_number, self.serial)
-        dev.register_info(rs.camera_info.product_line, "D400")
-        color = dev.add_sensor("RGB Camera")
-        cprof = color.add_video_stream(stream(rs.stream.color, 0, 3, rs.format.rgb8))
-        depth = dev.add_sensor("Stereo Module")
-        depth.add_read_only_option(rs.option.depth_units, 0.001)
-        dprof = depth.add_video_stream(stream(rs.stream.depth, 1, 2, rs.format.z16))
-        ext = rs.extrinsics()
-        # Colour and depth share the scene camera's viewpoint: identity extrinsics.
-        ext.rotation, ext.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
-        dprof.register_extrinsics_to(cprof, ext)
+        dev, sensors, profiles = software_camera(rs, width=W, height=H, fps=self.fps, focal=f, serial=self.serial,
+                                                 name="Intel RealSense D435 (clamkit emulator)", color_format=rs.format.rgb8,
+                                                 depth=True, product_line="D400")
         dev.create_matcher(rs.matchers.default)
-        self.device, self.sensors = dev, {"color": color, "depth": depth}
+        self.device, self.sensors = dev, sensors
         self.frame_number = 0  # a re-enumerated camera numbers its frames from the start
-        self.profiles = {"color": cprof.as_video_stream_profile(), "depth": dprof.as_video_stream_profile()}
+        self.profiles = {k: p.as_video_stream_profile() for k, p in profiles.items()}
 
     def devices(self) -> list:
         self._check_replug()
