@@ -161,7 +161,7 @@ def aggregate(cells: list[dict]) -> dict:
     return agg
 
 
-def table(cells: list[dict]) -> tuple[str, dict]:
+def table(cells: list[dict]) -> str:
     agg = aggregate(cells)
     tasks = list(dict.fromkeys(c["task"] for c in cells)) + ["mean"]
     methods = [m for m in METHODS if any(c["method"] == m for c in cells)]
@@ -172,7 +172,7 @@ def table(cells: list[dict]) -> tuple[str, dict]:
             mean, err, n = agg.get((t, m), (np.nan, np.nan, 0))
             row.append("–" if not n else f"{mean:.2f} ± {err:.2f} ({n})" if np.isfinite(err) else f"{mean:.2f} (1)")
         lines.append(f"| {t} | " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n\nmean ± standard error across training seeds (number of seeds)", agg
+    return "\n".join(lines) + "\n\nmean ± standard error across training seeds (number of seeds)"
 
 
 def plot(cells: list[dict], path: Path, regime: str) -> None:
@@ -185,9 +185,9 @@ def plot(cells: list[dict], path: Path, regime: str) -> None:
     if regime == "scarce":  # success vs labelled episodes, averaged over tasks, SE across seeds
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         sizes = sorted({c["labelled_episodes"] for c in cells})
+        by_size = {n: aggregate([c for c in cells if c["labelled_episodes"] == n]) for n in sizes}
         for m in methods:
-            pts = [(n, *aggregate([c for c in cells if c["labelled_episodes"] == n])[("mean", m)][:2]) for n in sizes
-                   if ("mean", m) in aggregate([c for c in cells if c["labelled_episodes"] == n])]
+            pts = [(n, *agg[("mean", m)][:2]) for n, agg in by_size.items() if ("mean", m) in agg]
             if pts:
                 x, y, e = zip(*pts)
                 ax.errorbar(x, y, yerr=np.nan_to_num(e), label=m, marker="o", capsize=3)
@@ -315,7 +315,7 @@ def report(done: list[dict], name: str, regime: str) -> None:
     parts = []
     for n in sorted({c.get("labelled_episodes", 50) for c in done}):
         cells = [c for c in done if c.get("labelled_episodes", 50) == n]
-        md, _ = table(cells)
+        md = table(cells)
         parts.append(f"### {regime}, {n} labelled episodes\n\n{md}\n\n{diagnostics(cells)}\n")
     (RESULTS / f"{name}.md").write_text("\n".join(parts))
     plot(done, RESULTS / f"{name}.png", regime)

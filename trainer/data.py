@@ -133,9 +133,9 @@ class TrainData:
     high: np.ndarray
     fingerprint: str
     sources: dict            # {"unlabelled": [dirs], "labelled": [dirs], "pool": [dirs]}
-    lam: FrameStore = None   # LAM training store: pool + unl episodes (unl itself without a pool)
-    lam_train: list[int] = None  # episode positions in lam (held-out ones score probe/lam_fdm_val)
-    lam_val: list[int] = None
+    lam: FrameStore          # LAM training store: pool + unl episodes (unl itself without a pool)
+    lam_train: list[int]     # episode positions in lam (held-out ones score probe/lam_val_fdm)
+    lam_val: list[int]
 
     @property
     def hidden_actions(self) -> bool:
@@ -213,10 +213,11 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
     # Contents, once: crc32 against meta.json and NaN/Inf, naming the episode file. Opening a Dataset reads only
     # headers (it is memory-mapped); this pass reads every byte the training will use, once.
     t0, seen = time.perf_counter(), set()
-    for ds, i in unl_eps + lab_eps + pool_eps:
+    keys = [(key, "action")] * len(unl_eps + lab_eps) + [(key,)] * len(pool_eps)  # a pool's actions are never read
+    for (ds, i), k in zip(unl_eps + lab_eps + pool_eps, keys):
         if (str(ds.root), i) not in seen:
             seen.add((str(ds.root), i))
-            ds.verify_episode(i, (key,) if (ds, i) in pool_eps else (key, "action"))
+            ds.verify_episode(i, k)
     if time.perf_counter() - t0 > 1.0:
         log.info("verified %d episodes in %.1f s", len(seen), time.perf_counter() - t0)
 

@@ -74,7 +74,7 @@ class LAPO(Common):
         return self.vq.quantize(self.idm(w))  # (N, Z) codebook vectors
 
     def lam_step(self, i: int) -> dict:
-        unl, lab = self.data.unl, self.data.lab
+        lab = self.data.lab
         w = torch.cat([self.windows(self.data.lam, self.unl_sampler()), self.windows(lab, self.lab_sampler())])
         with self.run.autocast():
             loss, fdm, vq, perplexity = self.lam_loss(w)
