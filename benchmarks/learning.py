@@ -17,6 +17,7 @@ validation seeds (200000+: choose settings there), --split test on test seeds (1
     python benchmarks/learning.py --quick                        # rich, < 20 min on 2 cores
     python benchmarks/learning.py --regime paper --seeds 3       # hours on a CPU; --jobs 2 on 2 cores
     python benchmarks/learning.py --regime scarce --tasks pick-place-v3 --seeds 3
+    python benchmarks/learning.py --obs image --tasks reach-block push-button place-block close-drawer --seeds 2
 
 Resumable: finished cells are read back from benchmarks/results/learning.json and skipped.
 Everything runs through the real CLIs (clam-record, clam-train, clam-export, clam-eval).
@@ -44,6 +45,13 @@ CACHE = RESULTS / "cache"
 METHODS = ["clam", "bc-play", "vq", "vpt", "bc-expert"]
 METAWORLD = ["reach-v3", "button-press-v3", "drawer-open-v3", "pick-place-v3", "assembly-v3"]  # last two grasp
 DMC = ["reacher-easy", "cartpole-swingup"]
+WIDOWX = ["reach-block", "push-button", "place-block", "close-drawer"]  # widowx-sim, the paper's real-robot tasks
+IMAGE_SIZE = 64  # --obs image: camera frames recorded at this side
+EPISODE_STEPS = {"metaworld": 200, "dmc": 1000, "widowx-sim": 50}  # recorded and evaluated (dm_control: full episodes)
+
+
+def env_of(task: str) -> str:
+    return "metaworld" if task.endswith("-v3") else "widowx-sim" if task in WIDOWX else "dmc"
 
 
 def sh(*cmd: str, log: Path | None = None) -> str:
@@ -65,29 +73,31 @@ SEEDS = {"test": 100_000, "val": 200_000}  # evaluation seeds; clam-record's are
 DATA_SEEDS = {"expert": 1000, "play": 2000, "pool": 3000, "lowret": 4000}
 
 
-def record(env: str, task: str, kind: str, episodes: int, steps: int) -> Path:
+def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str = "state") -> Path:
     """A cached recording. expert / play: the scripted policies; pool: noisy expert, random-action probability
     U(0, 1), observations only; lowret: noisy expert, U(0.5, 1), labelled. Seeded, so a smaller recording
-    of a kind is a prefix of a larger one."""
-    out = CACHE / "data" / task / (kind if kind in ("expert", "play", "pool") else f"{kind}-{episodes}")
+    of a kind is a prefix of a larger one. obs "image" also stores IMAGE_SIZE camera frames."""
+    name = kind if kind in ("expert", "play", "pool") else f"{kind}-{episodes}"
+    out = CACHE / "data" / task / (name if obs == "state" else f"{name}-img{IMAGE_SIZE}")
+    frames = ["--image-size", str(IMAGE_SIZE)] if obs == "image" else []
     meta = out / "meta.json"
     if not meta.exists() or len(json.loads(meta.read_text())["episodes"]) < episodes:
         policy = {"expert": ["--policy", "expert"], "play": ["--policy", "play"],
                   "pool": ["--policy", "noisy-expert", "--noise-range", "0", "1", "--no-actions"],
                   "lowret": ["--policy", "noisy-expert", "--noise-range", "0.5", "1"]}[kind]
         sh(bin_("clam-record"), env, "--task", task, *policy, "--episodes", str(episodes),
-           "--max-steps", str(steps), "--seed", str(DATA_SEEDS[kind]), "--out", str(out), "--quiet")
+           "--max-steps", str(steps), "--seed", str(DATA_SEEDS[kind]), *frames, "--out", str(out), "--quiet")
     return out
 
 
 def datasets(env: str, task: str, regime: str, n_lab: int, a) -> dict:
-    steps = a.steps if env == "metaworld" else 1000  # dm_control: full 1000-step episodes, as evaluated
-    d = {"unlabelled": record(env, task, "expert", a.expert_episodes, steps)}
+    steps = EPISODE_STEPS[env]
+    d = {"unlabelled": record(env, task, "expert", a.expert_episodes, steps, a.obs)}
     if regime == "rich":
-        d["labelled"] = record(env, task, "play", a.play_episodes, steps)
+        d["labelled"] = record(env, task, "play", a.play_episodes, steps, a.obs)
     else:
-        d["labelled"] = record(env, task, "lowret", n_lab, steps)
-        d["pool"] = record(env, task, "pool", a.pool_episodes, steps)
+        d["labelled"] = record(env, task, "lowret", n_lab, steps, a.obs)
+        d["pool"] = record(env, task, "pool", a.pool_episodes, steps, a.obs)
     return d
 
 
@@ -111,23 +121,21 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     train_s = time.perf_counter() - t0
     if not (bundle / "clam.json").exists():
         sh(bin_("clam-export"), str(run), "--out", str(bundle), "--exporter", "legacy")
-    env_name = f"metaworld:{task}" if env == "metaworld" else f"dmc:{task}"
     report = bundle.parent / f"{variant}.{a.split}.eval.json"
-    if not report.exists():
-        sh(bin_("clam-eval"), str(bundle), "--env", env_name, "--episodes", str(a.eval_episodes),
-           "--seed", str(SEEDS[a.split]), "--max-steps", str(a.eval_steps if env == "metaworld" else 1000),
-           "--json", str(report))
+    if not report.exists():  # image bundles read the simulator's camera (clam-eval's default for them)
+        sh(bin_("clam-eval"), str(bundle), "--env", f"{env}:{task}", "--episodes", str(a.eval_episodes),
+           "--seed", str(SEEDS[a.split]), "--max-steps", str(EPISODE_STEPS[env]), "--json", str(report))
     r = json.loads(report.read_text())
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     probe = {k: v for k, v in summary.get("metrics", {}).items() if k.startswith(("probe/", "select/"))}
-    if env == "metaworld":
+    if env != "dmc":
         score = r["success_rate"]
     else:
         expert_return = json.loads((d["unlabelled"] / "meta.json").read_text())
         score = r["mean_return"] / np.mean([e["return"] for e in expert_return["episodes"]])
     cfg = (ROOT / a.config[env]).read_bytes() + "\n".join(a.set).encode()
-    return {"env": env, "task": task, "method": method, "seed": seed, "regime": regime, "labelled_episodes": n_lab,
-            "split": a.split, "score": float(score), "episodes": a.eval_episodes,
+    return {"env": env, "task": task, "obs": a.obs, "method": method, "seed": seed, "regime": regime,
+            "labelled_episodes": n_lab, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
             "provenance": {"config": a.config[env], "set": a.set, "config_sha256": hashlib.sha256(cfg).hexdigest()[:16],
                            "code_version": code_version(), "train_s": round(train_s, 1), "load_at_start": round(load0, 2),
                            "machine": machine()},
@@ -223,7 +231,10 @@ def main() -> None:
     ap.add_argument("--regime", choices=["rich", "paper", "scarce"], default="rich")
     ap.add_argument("--split", choices=["val", "test"], default="test",
                     help="evaluation seeds: val (200000+) to choose settings, test (100000+) to report")
-    ap.add_argument("--tasks", nargs="*", default=None, help="MetaWorld and/or dm_control tasks")
+    ap.add_argument("--tasks", nargs="*", default=None, help="MetaWorld, dm_control and/or widowx-sim tasks")
+    ap.add_argument("--obs", choices=["state", "image"], default="state",
+                    help=f"image: record {IMAGE_SIZE}x{IMAGE_SIZE} camera frames and train on them "
+                         "(default recipe configs/widowx-image-cpu.yaml; evaluated from the sim camera)")
     ap.add_argument("--methods", nargs="*", default=None)
     ap.add_argument("--seeds", type=int, default=None, help="training seeds (default 3; --quick 1)")
     ap.add_argument("--labelled-sizes", type=int, nargs="*", default=[2, 5, 10, 25, 50], help="scarce: labelled episodes")
@@ -234,18 +245,22 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel (one core each)")
     ap.add_argument("--report", action="store_true", help="only rewrite the .md and .png from the results file")
     a = ap.parse_args()
-    a.expert_episodes, a.play_episodes, a.pool_episodes, a.steps, a.eval_steps = 100, 50, 1000, 200, 200
-    a.config = {"metaworld": "configs/metaworld-state.yaml", "dmc": "configs/dmc-state.yaml"}
+    a.expert_episodes, a.play_episodes, a.pool_episodes = 100, 50, 1000
+    a.config = {"metaworld": "configs/metaworld-state.yaml", "dmc": "configs/dmc-state.yaml",
+                "widowx-sim": "configs/metaworld-state-quick.yaml"}
     if a.quick:
-        a.config = {"metaworld": "configs/metaworld-state-quick.yaml", "dmc": "configs/metaworld-state-quick.yaml"}
+        a.config = dict.fromkeys(a.config, "configs/metaworld-state-quick.yaml")
+    if a.obs == "image":
+        a.config = dict.fromkeys(a.config, "configs/widowx-image-cpu.yaml")
     if a.recipe:
-        a.config = {"metaworld": a.recipe, "dmc": a.recipe}
+        a.config = dict.fromkeys(a.config, a.recipe)
     a.eval_episodes = a.episodes or (20 if a.quick else 40)
     a.seeds = a.seeds or (1 if a.quick else 3)
     a.methods = a.methods or (METHODS if a.regime == "rich" else ["clam", "bc-play", "vpt", "bc-expert"])
     tasks = a.tasks or (METAWORLD[:4] if a.quick else METAWORLD)
     sizes = a.labelled_sizes if a.regime == "scarce" else [a.play_episodes]
-    name = a.name or (f"learning-{a.regime}" + ("-quick" if a.quick else "") + ("-val" if a.split == "val" else ""))
+    name = a.name or (f"learning-{a.regime}" + ("-image" if a.obs == "image" else "") + ("-quick" if a.quick else "")
+                      + ("-val" if a.split == "val" else ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     done = json.loads(out.read_text())["cells"] if out.exists() else []
@@ -253,7 +268,6 @@ def main() -> None:
     if a.report:
         return report(done, name, a.regime)
     have = {key(c) for c in done}
-    env_of = lambda t: "metaworld" if t.endswith("-v3") else "dmc"  # noqa: E731
     todo = [(env_of(t), t, m, s, a.regime, n) for s in range(a.seeds) for n in sizes for t in tasks for m in a.methods
             if (a.regime, n, t, m, s) not in have]
     t0 = time.perf_counter()

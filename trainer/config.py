@@ -64,6 +64,9 @@ class ModelConfig:
     """pixel models: conv widths, one stride-2 stage each (IDM and policy encoders, U-Net FDM levels)"""
     image_hidden: list[int] = field(default_factory=lambda: [512])
     """pixel models: MLP head widths after the conv encoder"""
+    fdm_size: int = 0
+    """pixel FDM: side at which ô_{t+1} is predicted, dividing the image side (e.g. 32 for 64x64 images: ~4x
+    cheaper on a CPU); 0: full resolution"""
 
     def __post_init__(self):
         _check(1 <= self.la_dim <= 1024, "model.la_dim", "must be in 1..1024")
@@ -71,6 +74,7 @@ class ModelConfig:
             v = getattr(self, k)
             _check(all(w >= 1 for w in v), f"model.{k}", "widths must be >= 1")
         _check(len(self.channels) >= 1, "model.channels", "needs at least one stage")
+        _check(self.fdm_size == 0 or self.fdm_size >= 8, "model.fdm_size", "must be 0 or >= 8")
 
 
 @dataclass
