@@ -1,10 +1,16 @@
-"""The `sim` camera: frames rendered by a simulated robot, the way a fixed RealSense would see them."""
+"""The `sim` camera: frames rendered by a simulated robot, the way a fixed RealSense would see them.
+
+A robot that models a real camera names its capture size (`capture_size`, e.g. widowx-sim's D435 at
+640x480): frames are then rendered at that size and centre-cropped and area-resized by the very code the
+RealSense backend runs, so training frames match deployment frames pixel statistics and all (rendering
+64x64 directly aliases where the camera's resize averages)."""
 
 from __future__ import annotations
 
 import time
 
 from clamkit.robot.base import Camera, Frame, Robot
+from clamkit.robot.realsense import center_crop, resize_area
 from clamkit.specs import ArraySpec
 
 
@@ -13,6 +19,8 @@ class SimCamera(Camera):
 
     def __init__(self, robot: Robot, width: int = 64, height: int = 64):
         self.robot, self.width, self.height = robot, int(width), int(height)
+        cap = getattr(robot, "capture_size", None)  # (width, height) of the real camera it stands for
+        self.capture = cap if cap and cap[0] >= self.width and cap[1] >= self.height else None
         self._connected, self._index = False, 0
 
     @property
@@ -24,11 +32,17 @@ class SimCamera(Camera):
         return self._connected
 
     def connect(self) -> None:
-        self.robot.render(self.width, self.height)  # warm-up: the renderer's set-up is not a frame's cost
+        self._render()  # warm-up: the renderer's set-up is not a frame's cost
         self._connected = True
 
+    def _render(self):
+        if self.capture is None:
+            return self.robot.render(self.width, self.height)
+        full = self.robot.render(*self.capture)  # (h, w, 3) as the camera captures it
+        return resize_area(center_crop(full, self.height, self.width), self.height, self.width)
+
     def read(self) -> Frame:
-        image = self.robot.render(self.width, self.height)
+        image = self._render()
         self._index += 1
         return Frame(image=image, timestamp=time.monotonic(), index=self._index)
 

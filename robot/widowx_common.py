@@ -93,6 +93,35 @@ DEFAULT_WORKSPACE = Workspace()
 
 # ----------------------------------------------------------------------------- gripper
 
+@dataclass
+class Profile:
+    """One joint's time-based profile, as xs_sdk's (profile_type "time") drives a Dynamixel: from p0 at t0
+    to p1, taking T s with ta s ramps (trapezoidal velocity). The emulator runs one per servo; widowx-sim
+    feeds each tick's joint target to its servos along one, so both move the arm as the real driver does."""
+
+    p0: float
+    p1: float
+    t0: float
+    T: float
+    ta: float
+
+    def at(self, t: float) -> float:
+        s, D = t - self.t0, self.p1 - self.p0
+        if s >= self.T or self.T <= 0:
+            return self.p1
+        if s <= 0:
+            return self.p0
+        ta = min(self.ta, self.T / 2)
+        if ta <= 0:
+            return self.p0 + D * s / self.T
+        v = D / (self.T - ta)  # cruise velocity
+        if s < ta:
+            return self.p0 + 0.5 * v / ta * s * s
+        if s <= self.T - ta:
+            return self.p0 + v * (s - ta / 2)
+        return self.p1 - 0.5 * v / ta * (self.T - s) ** 2
+
+
 def gripper_to_finger(g: float) -> float:
     """Opening 0 (closed) .. 1 (open) -> left-finger slide position (m); the right finger mirrors it."""
     return kin.FINGER_CLOSED + float(np.clip(g, 0.0, 1.0)) * (kin.FINGER_OPEN - kin.FINGER_CLOSED)

@@ -179,6 +179,7 @@ class WidowXSimRobot(Robot):
 
     name = "widowx-sim"
     fps = wx.FPS
+    capture_size = (640, 480)  # the sim camera renders what a D435 captures, then crops and resizes like it
 
     def __init__(self, task: str = "reach-block", max_steps: int = 50, workspace: wx.Workspace | None = None,
                  vary: "VisualVariation | str | None" = None):
@@ -316,9 +317,13 @@ class WidowXSimRobot(Robot):
         cmd = wx.action_to_joint_command(self.joint_positions(), a, self.workspace)
         if not cmd.ik.success:
             log.debug("IK best effort: pos_err %.4f m rot_err %.3f rad", cmd.ik.pos_err, cmd.ik.rot_err)
-        data.ctrl[self._arm_act] = cmd.q
+        # The servos follow an xs_sdk time profile to the target over the tick (moving_time = 1/fps, accel_time a
+        # quarter of it: the real driver's defaults, robot/config_widowx.py), as on the arm and in the emulator.
+        T = 1.0 / self.fps
+        profiles = [wx.Profile(float(p0), float(p1), 0.0, T, T / 4) for p0, p1 in zip(self.joint_positions(), cmd.q)]
         self._set_gripper_ctrl(cmd.gripper)
-        for _ in range(self._substeps):
+        for k in range(self._substeps):
+            data.ctrl[self._arm_act] = [p.at((k + 1) * model.opt.timestep) for p in profiles]
             mujoco.mj_step(model, data)
             self._success |= self._task_success()
         self._steps += 1

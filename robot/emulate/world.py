@@ -46,37 +46,7 @@ CURRENT_TICK = 2.69       # mA per Present_Current unit (XM430)
 TORQUE_CONSTANT = 1.78    # N m per A: XM430-W350 stall torque 4.1 N m at 2.3 A
 PWM_MAX = 885             # Goal_PWM at 100 %
 FINGER_FORCE = 5.0        # N the finger actuator pushes with at the gripper's upper pressure limit (350 PWM)
-# Servo stiffness: the XM430s track their profile to within a few encoder ticks (position P gain 800);
-# the simulator's softer kp = 50 (widowx_scene) would lag a 0.6 s move by ~0.2 rad, so the emulator stiffens it.
-SERVO_KP, SERVO_KV = 400.0, 4.0
 MAX_CATCH_UP = 0.1        # s of physics the thread may run at once after a stall; beyond that sim time skips
-
-
-@dataclass
-class _Profile:
-    """One joint's time-based profile: from p0 at t0 to p1, taking T s with ta s ramps."""
-
-    p0: float
-    p1: float
-    t0: float
-    T: float
-    ta: float
-
-    def at(self, t: float) -> float:
-        s, D = t - self.t0, self.p1 - self.p0
-        if s >= self.T or self.T <= 0:
-            return self.p1
-        if s <= 0:
-            return self.p0
-        ta = min(self.ta, self.T / 2)
-        if ta <= 0:
-            return self.p0 + D * s / self.T
-        v = D / (self.T - ta)  # cruise velocity
-        if s < ta:
-            return self.p0 + 0.5 * v / ta * s * s
-        if s <= self.T - ta:
-            return self.p0 + v * (s - ta / 2)
-        return self.p1 - 0.5 * v / ta * (self.T - s) ** 2
 
 
 @dataclass
@@ -96,9 +66,9 @@ class EmulatedWorld:
     """The WidowX scene in real time. Thread-safe: every access to the simulation holds `lock`."""
 
     def __init__(self, task: str = "reach-block", max_steps: int = 50, latency: float = 0.008, noise: float = 20.0,
-                 seed: int = 0, servo_kp: float = SERVO_KP):
+                 seed: int = 0, servo_kp: float | None = None):
         self.sim = WidowXSimRobot(task=task, max_steps=max_steps)
-        self.servo_kp = float(servo_kp)  # 50 = the simulator's own servo (to separate driver from dynamics effects)
+        self.servo_kp = servo_kp  # None: the simulator's own (Dynamixel-like) servo; a value overrides its stiffness
         self.latency = float(latency)   # s from a motor read to the JointState reaching the Python API
         self.noise = float(noise)       # mA, standard deviation of the current reading
         self.lock = threading.RLock()
@@ -135,11 +105,10 @@ class EmulatedWorld:
         self._dof = np.array([m.jnt_dofadr[m.joint(n).id] for n in kin.JOINT_NAMES])
         self._finger_dof = m.jnt_dofadr[m.joint("left_finger").id]
         self._finger_range0 = m.actuator_forcerange[sim._finger_act].copy()
-        if not np.allclose(m.actuator_gainprm[sim._arm_act, 0], self.servo_kp):  # else: the simulator's servo as is
+        if self.servo_kp is not None:
             m.actuator_gainprm[sim._arm_act, 0] = self.servo_kp  # position servo: force = kp (ctrl - q) - kv qdot
             m.actuator_biasprm[sim._arm_act, 1] = -self.servo_kp
-            m.actuator_biasprm[sim._arm_act, 2] = -SERVO_KV
-        self.profiles = [_Profile(float(q), float(q), 0.0, 0.0, 0.0) for q in wx.SLEEP]
+        self.profiles = [wx.Profile(float(q), float(q), 0.0, 0.0, 0.0) for q in wx.SLEEP]
         self.gripper_effort = 0.0
         self.gripper_goal = wx.gripper_to_finger(1.0)
         import mujoco
@@ -280,7 +249,7 @@ class EmulatedWorld:
             for i, goal in enumerate(q):
                 if self.torque[i]:
                     start = self.profiles[i].at(self.t)
-                    self.profiles[i] = _Profile(start, float(goal), self.t, float(moving_time), float(accel_time))
+                    self.profiles[i] = wx.Profile(start, float(goal), self.t, float(moving_time), float(accel_time))
 
     def command_gripper(self, effort: float) -> None:
         """A JointSingleCommand to the gripper in PWM mode: + opens, - closes, 0 stops."""
@@ -294,7 +263,7 @@ class EmulatedWorld:
             for i in np.atleast_1d(index):
                 self.torque[i] = bool(enable)
                 if enable and i < 6:  # torque back on: hold where the joint is now
-                    self.profiles[i] = _Profile(float(q[i]), float(q[i]), self.t, 0.0, 0.0)
+                    self.profiles[i] = wx.Profile(float(q[i]), float(q[i]), self.t, 0.0, 0.0)
 
     def add_timer(self, period: float, fn) -> None:
         self.timers.append([period, time.monotonic() + period, fn])

@@ -54,7 +54,7 @@ def moved_fraction(q0, q, target) -> float:
 
 
 def test_time_based_profile_is_a_trapezoid_that_takes_moving_time():
-    from clamkit.robot.emulate.world import _Profile
+    from clamkit.robot.widowx_common import Profile as _Profile
 
     p = _Profile(p0=1.0, p1=2.0, t0=10.0, T=0.5, ta=0.1)
     t = 10.0 + np.linspace(0, 0.5, 501)
