@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from clamkit.errors import ConfigError
 from clamkit.trainer import conv, mlp
 from clamkit.trainer.deploy import DeployPolicy
 
@@ -37,6 +38,21 @@ def test_fdm_uses_the_latent_at_input_and_bottleneck():
     ctx = torch.rand(1, 2, 3, 64, 64)
     assert not torch.allclose(f(ctx, torch.zeros(1, 4)), f(ctx, torch.ones(1, 4)))
     assert f.stem[0].in_channels == 6 + 4 and f.mid[0].in_channels == 8 + 4
+
+
+def test_fdm_at_a_lower_resolution_predicts_the_pooled_next_frame():
+    """model.fdm_size: context and target average-pooled to size x size; the error compares like with like."""
+    f = conv.FDM((3, 64, 64), 4, hidden=[8], channels=[8, 8], size=32)
+    ctx, nxt, z = torch.rand(2, 2, 3, 64, 64), torch.rand(2, 3, 64, 64), torch.randn(2, 4)
+    pred = f(ctx, z)
+    assert pred.shape == (2, 3, 32, 32)
+    pooled = torch.nn.functional.avg_pool2d(nxt, 2)
+    assert torch.allclose(f.error(ctx, z, nxt), (pred - pooled).pow(2).flatten(1).mean(1))
+    # an image identical up to detail finer than the FDM's grid has the same error
+    detail = nxt + 0.1 * torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(32, 32)
+    assert torch.allclose(f.error(ctx, z, nxt), f.error(ctx, z, detail), atol=1e-6)
+    with pytest.raises(ConfigError, match="fdm_size"):
+        conv.FDM((3, 64, 64), 4, hidden=[8], channels=[8, 8], size=24)
 
 
 ARCHS = {
