@@ -15,9 +15,9 @@ Exact integer arithmetic, so torch, onnxruntime and TensorRT fp32 agree bit for 
 n_in/n_out = p/q (lowest terms) repeats every p input pixels, and q x (overlap of input j with output i) is
 an integer. Each axis is one MatMul of an integer (q, p) matrix over groups of p pixels (O(n_in q) work, not
 the O(n_in n_out) of a dense resize matrix); sums of integers stay exact in float32 below 2^24; the rounding
-floor((2S + D) / 2D) of the sum S over the area D is exact while D < 32,768. numpy's resize_area sums in
-float32 with inexact weights, so where the true area mean is exactly k + 0.5 (only possible for some
-ratios) it may round either way: the export check allows those ties (1 LSB) and reports how many it saw.
+floor((2S + D) / 2D) of the sum S over the area D is exact while D < 32,768. numpy's resize_area does the
+same integer sums, so the two agree bit for bit; the export check still allows rounding ties (1 LSB) and
+reports how many it saw.
 """
 
 from __future__ import annotations

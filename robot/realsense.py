@@ -74,29 +74,32 @@ def center_crop(img: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float32: output pixel i averages the input interval [i s, (i+1) s), s = n_in / n_out,
-    each input pixel weighted by how much of it falls inside (box filter; exact area averaging)."""
-    s = n_in / n_out
-    lo = np.arange(n_out)[:, None] * s  # (n_out, 1)
-    j = np.arange(n_in)[None, :]        # (1, n_in)
-    overlap = np.clip(np.minimum(lo + s, j + 1) - np.maximum(lo, j), 0.0, None)  # (n_out, n_in)
-    return (overlap / s).astype(np.float32)
+def _area_weights(n_in: int, n_out: int) -> tuple[int, np.ndarray]:
+    """(p, W) for an exact area resize along one axis: n_in / n_out = p / q in lowest terms, so the pattern
+    repeats every p input pixels, and W (q, p) float32 holds q x (overlap of output i with input j) within a
+    group: integers, each row summing to p (box filter; exact area averaging)."""
+    g = np.gcd(n_in, n_out)
+    p, q = n_in // g, n_out // g
+    i, j = np.arange(q)[:, None], np.arange(p)[None, :]  # in units of 1/(p q) of a group: output i spans
+    overlap = np.minimum((i + 1) * p, (j + 1) * q) - np.maximum(i * p, j * q)  # [ip, (i+1)p), input j [jq, (j+1)q)
+    return p, np.clip(overlap, 0, None).astype(np.float32)
 
 
 def resize_area(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area-average resize of an (h, w, C) uint8 image to (height, width, C) uint8."""
-    h, w = img.shape[:2]
+    """Area-average resize of an (h, w, C) uint8 image to (height, width, C) uint8, rounded half up.
+
+    Integer arithmetic in float32 (exact while 255 x p_rows x p_cols < 2^24), one small matmul per axis over
+    groups of p pixels: ~1 ms for 480x480 -> 64x64, and bit-identical to the in-graph resize of
+    export/frame.py, which does the same sums."""
+    h, w, C = img.shape
     if (h, w) == (height, width):
         return np.array(img, copy=True)
-    if h % height == 0 and w % width == 0:  # integer factors: a reshape-mean is exact and cheaper
-        fh, fw = h // height, w // width
-        out = img.reshape(height, fh, width, fw, -1).mean(axis=(1, 3), dtype=np.float32)  # (H, W, C)
-    else:
-        A, B = _area_weights(h, height), _area_weights(w, width)  # (H, h), (W, w)
-        tmp = np.tensordot(A, img.astype(np.float32), axes=(1, 0))  # (H, w, C)
-        out = np.tensordot(tmp, B, axes=(1, 1)).transpose(0, 2, 1)  # (H, C, W) -> (H, W, C)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    (pr, Wr), (pc, Wc) = _area_weights(h, height), _area_weights(w, width)
+    x = img.astype(np.float32).reshape(h // pr, pr, w * C)  # (Gr, pr, w C)
+    x = np.matmul(Wr, x).reshape(height, w // pc, pc, C)  # (Gr, qr, w C) -> (H, Gc, pc, C)
+    s = np.matmul(Wc, x).reshape(height, width, C)  # (H, Gc, qc, C) -> (H, W, C): sums over pr x pc weight
+    area = float(pr * pc)
+    return np.floor((2 * s + area) / (2 * area)).astype(np.uint8)
 
 
 def resize_nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:
