@@ -74,14 +74,14 @@ def bundle_specs():
         "fake-state": ("configs/metaworld-state.yaml", fake.observation_spec, fake.action_spec, [], fake.fps),
         "widowx-state": ("configs/metaworld-state.yaml", wx.OBSERVATION_SPEC, wx.ACTION_SPEC, [], wx.FPS),
         "widowx-image84": ("configs/metaworld-image.yaml", image_spec(84), wx.ACTION_SPEC, img, wx.FPS),
-        # The reference pixel model at 64x64 on WidowX specs; "-raw" is the same run exported with --frame 640x480.
-        "widowx-image64": ("configs/metaworld-image.yaml", image_spec(64), wx.ACTION_SPEC,
-                           ["data.image_size=64", "optim.batch_size=8"], wx.FPS),
+        # The pixel model a user trains for WidowX (the CPU recipe, 64x64); "-raw" is the same run exported with
+        # --frame 640x480. (Until 2026-12-03 this was the reference metaworld-image.yaml model: cells widowx-image64*.)
+        "widowx-cpu64": ("configs/widowx-image-cpu.yaml", image_spec(64), wx.ACTION_SPEC, ["optim.batch_size=8"], wx.FPS),
     }
 
 
 # bundle name -> (the run it is exported from, extra clam-export arguments)
-EXPORT_VARIANTS = {"widowx-image64-raw": ("widowx-image64", ["--frame", f"{FRAME_HW[1]}x{FRAME_HW[0]}"])}
+EXPORT_VARIANTS = {"widowx-cpu64-raw": ("widowx-cpu64", ["--frame", f"{FRAME_HW[1]}x{FRAME_HW[0]}"])}
 
 
 def sh(*cmd: str) -> None:
@@ -424,17 +424,17 @@ def run_frames(a, res: Results, cache: Path, default_threads: int) -> dict:
     """The frames section (issue 14): bundles, recording, preprocessing alone, the loop at 5 and 30 Hz; targets."""
     from clamkit.trainer.train import code_version
 
-    for b in ("widowx-image64", "widowx-image64-raw"):
+    for b in ("widowx-cpu64", "widowx-cpu64-raw"):
         t0 = time.perf_counter()
         make_bundle(b, cache, res)
         print(f"bundle {b:<19} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
-    raw, small = cache / "bundles" / "widowx-image64-raw", cache / "bundles" / "widowx-image64"
+    raw, small = cache / "bundles" / "widowx-cpu64-raw", cache / "bundles" / "widowx-cpu64"
     recording = frame_recording(cache, a.camera, a.frame_ticks + 100)
     print(f"recording {recording}", flush=True)
     for threads in sorted({1, default_threads}):  # judged at clam-run's default; 1 thread for comparison
         prep_key = f"frames/preprocess/threads{threads}/calls{a.calls}"
         if not res.have(prep_key):
-            res.put(prep_key, measure_preprocess(cache / "runs" / "widowx-image64", raw, small, recording, threads, a.calls)
+            res.put(prep_key, measure_preprocess(cache / "runs" / "widowx-cpu64", raw, small, recording, threads, a.calls)
                     | {"code_version": code_version()})
         c = res[prep_key]
         print(f"{prep_key:<40} in-graph p50 {c['in_graph_ort']['p50']:.3f} p99 {c['in_graph_ort']['p99']:.3f} | numpy crop+area "
@@ -548,7 +548,7 @@ def main() -> None:
 
     # ---- bundles
     bundles = {}
-    for b in (k for k in bundle_specs() if k != "widowx-image64"):  # that one belongs to the frames section
+    for b in (k for k in bundle_specs() if k != "widowx-cpu64"):  # that one belongs to the frames section
         t0 = time.perf_counter()
         bundles[b] = make_bundle(b, cache, res)
         print(f"bundle {b:<15} ready ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -1,0 +1,79 @@
+"""Does the rehearsal agree with the simulator? One pixel bundle, the same seeded episodes, two paths:
+
+  sim        clam-run BUNDLE --robot widowx-sim:TASK --camera sim              (the simulator, as clam-eval runs it)
+  emulated   clam-run BUNDLE --robot widowx --camera realsense --emulate        (the real Interbotix + RealSense
+             drivers against MuJoCo physics in real time, docs/deploy.md §6)
+
+and reports both success rates, their gap (issue target: within 0.1) and what the emulated drivers add to
+the latency of a tick (camera-to-action age, tick, per stage; p50 / p99 ms). Both run at the bundle's rate
+(5 Hz for WidowX bundles), so ages and tick times compare; 40 episodes of 50 ticks take ~7 min per path.
+
+    python benchmarks/rehearsal.py BUNDLE --task reach-block --episodes 40
+    python benchmarks/rehearsal.py BUNDLE --task reach-block --robot-opt ros=ros1   # the ROS 1 layout
+
+Writes benchmarks/results/rehearsal.json (one entry per bundle + task + options; resumable per path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from clamkit.dataset import write_json_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SEED = 100_000  # clam-eval's default: scenes never recorded for training
+
+
+def run(bundle: Path, args: list[str], report: Path) -> dict:
+    if not report.exists():
+        cmd = [str(Path(sys.executable).parent / "clam-run"), str(bundle), *args, "--report", str(report), "--live-every", "0"]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl")))
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
+    return json.loads(report.read_text())
+
+
+def latency(r: dict) -> dict:
+    """{name: (p50, p99)} for the tick, the camera-to-action age and every stage of the tick."""
+    lat = r["latency_ms"]
+    rows = {k: lat[k] for k in ("tick", "camera_to_action", "infer")} | {f"stage/{k}": v for k, v in lat["stages"].items()}
+    return {k: (round(v["p50"], 2), round(v["p99"], 2)) for k, v in rows.items() if v.get("n")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bundle", type=Path)
+    ap.add_argument("--task", default="reach-block")
+    ap.add_argument("--episodes", type=int, default=40)
+    ap.add_argument("--robot-opt", action="append", default=[], help="extra emulated robot option KEY=VALUE")
+    a = ap.parse_args()
+    key = f"{a.bundle.resolve().name}-{a.task}" + "".join(f"-{o}" for o in a.robot_opt)
+    work = RESULTS / "cache" / "rehearsal" / key
+    work.mkdir(parents=True, exist_ok=True)
+    common = ["--episodes", str(a.episodes), "--seed", str(SEED)]
+    sim = run(a.bundle, ["--robot", f"widowx-sim:{a.task}", "--camera", "sim", *common], work / "sim.json")
+    emu = run(a.bundle, ["--robot", "widowx", "--camera", "realsense", "--emulate", "--robot-opt", f"task={a.task}",
+                         *[x for o in a.robot_opt for x in ("--robot-opt", o)], *common], work / "emulated.json")
+    ls, le = latency(sim), latency(emu)
+    entry = {"bundle": str(a.bundle), "task": a.task, "episodes": a.episodes, "seed": SEED, "robot_opt": a.robot_opt,
+             "success": {"sim": sim["success_rate"], "emulated": emu["success_rate"]},
+             "gap": round(abs(sim["success_rate"] - emu["success_rate"]), 3),
+             "latency_ms_p50_p99": {"sim": ls, "emulated": le},
+             "added_by_emulated_drivers_ms_p50": {k: round(le[k][0] - ls[k][0], 2) for k in le if k in ls},
+             "missed_deadlines": {"sim": sim["missed_deadlines"], "emulated": emu["missed_deadlines"]},
+             "stop_reason": {"sim": sim["stop_reason"], "emulated": emu["stop_reason"]}}
+    out = RESULTS / "rehearsal.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results[key] = entry
+    write_json_atomic(out, results)
+    print(json.dumps(entry, indent=1))
+
+
+if __name__ == "__main__":
+    main()
