@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.parametrize("mod", ["clamkit", "clamkit.importers", "clamkit.trainer", "clamkit.export", "clamkit.runtime",
-                                 "clamkit.robot", "clamkit.robot.emulate", "clamkit.view"])
+                                 "clamkit.robot", "clamkit.robot.emulate", "clamkit.record", "clamkit.view"])
 def test_subpackages_import(mod):
     __import__(mod)
 
@@ -21,7 +21,7 @@ def _modules_after_import(code: str) -> set[str]:
 
 def test_core_runtime_and_robot_never_import_torch():
     mods = _modules_after_import("import clamkit, clamkit.dataset, clamkit.bundle, clamkit.runtime, clamkit.robot, "
-                                 "clamkit.robot.record_cli, clamkit.robot.record, clamkit.robot.metaworld, clamkit.robot.emulate, "
+                                 "clamkit.record.cli, clamkit.record.episodes, clamkit.record.metaworld, clamkit.record.widowx_sim, clamkit.robot.emulate, "
                                  "clamkit.robot.emulate.world, clamkit.robot.emulate.interbotix, clamkit.robot.emulate.realsense, "
                                  "clamkit.robot.widowx_sim, clamkit.robot.realsense_recording, clamkit.runtime.loop")
     assert "torch" not in mods

@@ -8,7 +8,8 @@ import numpy as np
 from tqdm import tqdm
 
 from clamkit.dataset import DatasetWriter
-from clamkit.robot.base import Camera, Policy, Robot
+from clamkit.record.policy import Policy
+from clamkit.robot.base import Camera, Robot
 
 
 def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episodes: int, *, seed: int = 0,
