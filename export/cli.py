@@ -98,11 +98,14 @@ def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: i
         click.echo(f"done in {time.perf_counter() - t0:.1f} s")
         return
 
-    from clamkit.export.exporter import ExportOptions, export_run, trainer_loader
+    from clamkit.export.exporter import ExportOptions, export_run
 
     run_dir = source.parent if source.is_file() else source
     out = out if out is not None else run_dir / "bundle"
-    loader = trainer_loader()
+    policy_loader = (click.get_current_context().obj or {}).get("policy_loader")  # from clamkit.pipeline.export_main
+    if policy_loader is None:
+        raise UserError("exporting a training run needs the trainer's policy reader: run clam-export (clamkit.pipeline)")
+    loader = policy_loader()
     frame_hw = None
     if frame:
         from clamkit.export.frame import parse_frame

@@ -51,7 +51,9 @@ def main(config_path, unlabelled, labelled, pool, out, overrides, resume, seed):
 
     overrides = list(overrides) + ([f"run.seed={seed}"] if seed is not None else [])
     cfg, echo = load_config(TrainConfig, config_path, overrides)
-    summary = train(cfg, list(unlabelled), list(labelled), out, resume=resume, echo=echo, pool=list(pool))
+    hooks = click.get_current_context().obj or {}  # clamkit.pipeline.train_main hands in the evaluate step
+    summary = train(cfg, list(unlabelled), list(labelled), out, resume=resume, echo=echo, pool=list(pool),
+                    evaluate=hooks.get("evaluate"))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
     for name, st in summary["stages"].items():

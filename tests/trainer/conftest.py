@@ -85,7 +85,7 @@ def clam_train(unlabelled, labelled, out, *sets, config=SMOKE, resume=False, che
     """Run the clam-train CLI in-process (click's CliRunner); returns the click Result."""
     from click.testing import CliRunner
 
-    from clamkit.trainer.cli import main
+    from clamkit.pipeline import train_main as main
 
     args = ["--config", config, "--unlabelled", unlabelled, "--labelled", labelled, "--out", str(out),
             "--set", "run.progress=false"]
