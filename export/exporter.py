@@ -30,6 +30,7 @@ import numpy as np
 
 from clamkit.bundle import META_NAME, ONNX_NAME, BundleMeta, sha256_file, write_meta
 from clamkit.errors import UserError
+from clamkit.export import OPSET
 from clamkit.export.parity import (
     ONNX_TOLERANCE,
     PARITY_NAME,
@@ -54,7 +55,7 @@ class ExportOptions:
 
     exporter: str = "auto"
     """auto (dynamo, falling back to legacy), dynamo, or legacy."""
-    opset: int = 18
+    opset: int = OPSET
     """ONNX opset."""
     batch_max: int = 16
     """Parity runs at batch 1 and batch_max; the TensorRT profile's max batch."""

@@ -10,7 +10,7 @@ import json
 
 import click
 
-from clamkit.cli import handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, handle_errors
 from clamkit.dataset import DatasetWriter
 from clamkit.robot.widowx_sim import TASKS as WIDOWX_TASKS
 from clamkit.robot.widowx_sim import VisualVariation
@@ -76,7 +76,7 @@ def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, 
     click.echo(json.dumps(summary))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def main():
     """Record clamkit datasets.
 

@@ -10,7 +10,6 @@ time limit is 1000 control steps with a per-step reward in [0, 1]: returns lie i
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
@@ -80,7 +79,6 @@ class DMCRobot(Robot):
         return self._env is not None
 
     def connect(self) -> None:
-        os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the first mujoco import
         suite = require("dm_control.suite", "sim")
         if (self.domain, self.task) not in suite.ALL_TASKS:
             raise UserError(f"unknown dm_control task '{self.domain}-{self.task}' ({EXAMPLES})")

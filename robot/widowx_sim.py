@@ -24,7 +24,6 @@ Experts may read privileged simulator state (task_state()); policies see only st
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +167,6 @@ class _SceneLooks:
 
 
 def _import_mujoco():
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the first import
     return require("mujoco", "sim")
 
 

@@ -11,7 +11,3 @@
     clam.py     CLAM;  bc.py  bc-play / bc-expert;  vpt.py  VPT;  lapo.py  vq (LAPO-style)
     train.py    train(cfg, unlabelled, labelled, out);  cli.py  clam-train
 """
-import os
-
-# Headless rendering must be chosen before mujoco is first imported (DESIGN §2).
-os.environ.setdefault("MUJOCO_GL", "egl")

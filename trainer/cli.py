@@ -7,7 +7,7 @@ import os
 
 import click
 
-from clamkit.cli import handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, handle_errors
 
 EXAMPLE = """
 \b
@@ -28,7 +28,7 @@ RUN/config.yaml (resolved), RUN/metrics.jsonl, TensorBoard events, RUN/checkpoin
 """
 
 
-@click.command(help="Train a CLAM policy (or a baseline: --set algo=bc-play|bc-expert|vq|vpt).\n" + EXAMPLE)
+@click.command(context_settings=CONTEXT_SETTINGS, help="Train a CLAM policy (or a baseline: --set algo=bc-play|bc-expert|vq|vpt).\n" + EXAMPLE)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML config (configs/*.yaml); defaults are the state recipe.")
 @click.option("--unlabelled", multiple=True, required=True, type=click.Path(),

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from tqdm import tqdm
 
 from clamkit.config import save_config, to_dict
 from clamkit.errors import UserError
+from clamkit.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 CKPT_NAME = "checkpoint.pt"
@@ -193,32 +193,19 @@ class Run:
         self.barrier()
 
     def save_checkpoint(self, algo: Algorithm, stage: int, step: int, global_step: int) -> None:
-        """Gather every rank's samplers and RNG states; rank 0 writes atomically (temp file + os.replace)."""
+        """Gather every rank's samplers and RNG states; rank 0 writes atomically (clamkit.fileio)."""
         per_rank = self.gather({"samplers": {k: s.state_dict() for k, s in algo.samplers.items()}, "rng": _rng_state()})
         if not self.is_main:
             return
         blob = {"format": CKPT_FORMAT, "version": 1, "algo": algo.name, "config": to_dict(self.cfg), "stage": stage,
                 "step": step, "global_step": global_step, "world_size": self.world, "algo_state": algo.state_dict(),
                 "per_rank": per_rank, "fingerprint": self.fingerprint, "elapsed": time.perf_counter() - self.t0}
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{CKPT_NAME}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.ckpt_path)
+            write_atomic(self.ckpt_path, lambda f: torch.save(blob, f))
         except OSError as e:  # a full disk, a quota: the previous checkpoint is untouched
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             kept = f"the previous checkpoint ({self._ckpt_desc()}) is intact" if self.ckpt_path.is_file() else "no checkpoint was kept"
             raise UserError(f"{self.ckpt_path}: could not write the checkpoint at global step {global_step} "
                             f"({e.strerror or e}); {kept}: free space and re-run with --resume") from None
-        except BaseException:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-            raise
 
     def _ckpt_desc(self) -> str:
         try:

@@ -22,7 +22,7 @@ import torch
 
 import clamkit
 from clamkit.config import to_dict
-from clamkit.dataset import write_json_atomic
+from clamkit.fileio import write_json_atomic
 from clamkit.errors import UserError
 from clamkit.specs import ObservationSpec
 from clamkit.trainer.bc import BCExpert, BCPlay
