@@ -30,11 +30,11 @@ from clamkit.trainer.clam import CLAM
 from clamkit.trainer.data import TrainData, load_data
 from clamkit.trainer.deploy import POLICY_NAME, save_policy
 from clamkit.trainer.engine import Run, run_stages
-from clamkit.trainer.lapo import LAPO
 from clamkit.trainer.vpt import VPT
+from clamkit.trainer.vq import VQ
 
 log = logging.getLogger(__name__)
-ALGOS = {"clam": CLAM, "bc-play": BCPlay, "bc-expert": BCExpert, "vq": LAPO, "vpt": VPT}
+ALGORITHMS = {a.name: a for a in (CLAM, BCPlay, BCExpert, VQ, VPT)}  # keyed by the names in trainer/config.py ALGOS
 SAMPLES = 64  # recorded observations stored in policy.pt for the exporter's parity check
 RESUME_MAY_CHANGE = {"run.progress", "run.threads", "run.log_every", "eval.episodes", "eval.env", "eval.seed",
                      "eval.max_steps"}
@@ -102,7 +102,7 @@ def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resu
         if ckpt is not None:
             _check_resume(cfg, data, ckpt, out)
         run.fingerprint = data.fingerprint
-        algo = ALGOS[cfg.algo](cfg, data, run)
+        algo = ALGORITHMS[cfg.algo](cfg, data, run)
         if ckpt is not None:
             run.restore(algo, ckpt)
         run.start(cfg, ckpt["global_step"] if ckpt else 0)
