@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from clamkit.dataset import DatasetWriter, write_json_atomic
+from clamkit.dataset import DatasetWriter
+from clamkit.fileio import write_json_atomic
+from clamkit.robot.metaworld import ACTION_SPEC as METAWORLD_ACTION  # noqa: F401 (needs no metaworld install)
 from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-# The MetaWorld v3 action (robot/metaworld.py ACTION_SPEC), spelled out so the benchmarks need no metaworld install.
-METAWORLD_ACTION = ActionSpec(dim=4, low=(-1,) * 4, high=(1,) * 4, semantics="metaworld:xyz+gripper")
 
 
 def machine() -> dict:

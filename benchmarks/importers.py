@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, load, machine  # noqa: E402
 
-from clamkit.dataset import Dataset, write_json_atomic  # noqa: E402
+from clamkit.dataset import Dataset  # noqa: E402
+from clamkit.fileio import write_json_atomic  # noqa: E402
 
 FPS, SIZE = 30, 84
 

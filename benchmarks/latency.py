@@ -266,7 +266,8 @@ def frame_recording(cache: Path, camera: str | None, frames: int) -> Path:
     if path.exists():
         return path
     from clamkit.robot.realsense_recording import write_recording
-    from clamkit.robot.widowx_sim import WidowXSimRobot, expert_policy
+    from clamkit.record.widowx_sim import expert_policy
+    from clamkit.robot.widowx_sim import WidowXSimRobot
 
     with WidowXSimRobot(task="place-block") as robot:
         expert, obs = expert_policy("place-block", robot), robot.reset(seed=0)

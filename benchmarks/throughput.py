@@ -218,7 +218,7 @@ def minimal_policy(algo, cfg, n_batches: int = 4):
     batches = []
     for _ in range(n_batches):
         ids = s()
-        batches.append((algo.obs(d.unl, ids), algo.extra["relabels"][torch.from_numpy(ids)]))
+        batches.append((algo.obs(d.unl, ids), algo.stage_data.relabels[torch.from_numpy(ids)]))
     policy = copy.deepcopy(algo.policy)
     return minimal_step(MSELoss(policy), [{"params": list(policy.parameters()), "lr": cfg.optim.lr}], batches, cfg)
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clamkit.dataset import read_json, write_json_atomic
+from clamkit.fileio import read_json, write_json_atomic
 from clamkit.errors import BundleError
 from clamkit.specs import ActionSpec, ObservationSpec, json_dict, json_float, json_int, json_list, json_str
 

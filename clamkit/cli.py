@@ -19,6 +19,8 @@ import click
 from clamkit.errors import UserError
 
 debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""Every clam-* command and group: -h works like --help, help text wraps at 100 columns."""
 
 
 def debug_enabled() -> bool:

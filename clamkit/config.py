@@ -18,9 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 import re
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 import yaml
 
 from clamkit.errors import ConfigError
+from clamkit.fileio import write_text_atomic
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -216,13 +215,4 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | tupl
 def save_config(cfg, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
     path = Path(path)
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None))

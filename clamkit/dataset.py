@@ -22,12 +22,10 @@ every byte: the trainer calls it for the episodes it loads and `clam-record info
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,9 @@ from typing import Iterable
 
 import numpy as np
 
-from clamkit.errors import DatasetError, UserError
+from clamkit.errors import DatasetError
+from clamkit.fileio import read_json, write_json_atomic  # noqa: F401 (also imported from here by older scripts)
+from clamkit.outcomes import summarize
 from clamkit.specs import ActionSpec, ObservationSpec, json_dict, json_float, json_int, json_list, json_str
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,6 @@ VERSION = 1
 ACTION = "action"
 RESERVED = ("index", "length", "labelled", "crc32")  # episode table fields the writer owns
 STATS_FIELDS = ("mean", "std", "min", "max", "sum", "sumsq")
-
-
-def read_json(path: Path, error: type[UserError] = DatasetError):
-    """Parse a JSON file; any read or parse failure is `error` naming the file (one line)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
-    except RecursionError:
-        raise error(f"{path}: not valid JSON (nested too deeply)") from None
-    except OSError as e:
-        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def _npy_failure(path: Path, err: Exception) -> str:
@@ -73,24 +61,6 @@ def _npy_failure(path: Path, err: Exception) -> str:
 def array_crc32(a: np.ndarray) -> int:
     """crc32 of an array's bytes in C order (what meta.json records per episode file)."""
     return zlib.crc32(np.ascontiguousarray(a).data) & 0xFFFFFFFF
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temp file in the same directory, fsync, then rename over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a dataset or bundle is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -537,11 +507,4 @@ class Dataset:
 
     def summary(self) -> dict:
         eps = self.episodes
-        succ = [e["success"] for e in eps if isinstance(e.get("success"), (bool, int, float))]
-        rets = [e["return"] for e in eps if isinstance(e.get("return"), (int, float))]
-        out = {"episodes": len(eps), "steps": self.num_steps, "labelled": sum(e["labelled"] for e in eps)}
-        if succ:
-            out["success_rate"] = float(np.mean(succ))
-        if rets:
-            out["mean_return"] = float(np.mean(rets))
-        return out
+        return {"episodes": len(eps), "steps": self.num_steps, "labelled": sum(e["labelled"] for e in eps)} | summarize(eps)

@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from clamkit.bundle import META_NAME
-from clamkit.cli import handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, handle_errors
 from clamkit.errors import UserError
+from clamkit.export import OPSET
 
 log = logging.getLogger("clamkit.export")
 
@@ -57,11 +58,11 @@ def _summary_trt(r: dict) -> None:
     click.echo(f"trt       max|Δ| {r['max_abs_error']:.2e}  cosine {r['cosine']:.9f}  (tolerance {r['tolerance']['max_abs_error']:g} / {r['tolerance']['cosine']:g})")
 
 
-@click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(epilog=EXAMPLES, context_settings=CONTEXT_SETTINGS)
 @click.argument("source", type=click.Path(exists=True, path_type=Path), metavar="RUN|BUNDLE")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Bundle directory to write [default: RUN/bundle]. An existing bundle there is replaced atomically.")
-@click.option("--opset", type=click.IntRange(13, 23), default=18, show_default=True, help="ONNX opset.")
+@click.option("--opset", type=click.IntRange(13, 23), default=OPSET, show_default=True, help="ONNX opset.")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "legacy"]), default="auto", show_default=True,
               help="torch.onnx exporter; auto = dynamo, falling back to legacy (TorchScript) if dynamo fails.")
 @click.option("--batch-max", type=click.IntRange(1, 4096), default=16, show_default=True,
@@ -98,11 +99,14 @@ def main(source: Path, out: Path | None, opset: int, exporter: str, batch_max: i
         click.echo(f"done in {time.perf_counter() - t0:.1f} s")
         return
 
-    from clamkit.export.exporter import ExportOptions, export_run, trainer_loader
+    from clamkit.export.exporter import ExportOptions, export_run
 
     run_dir = source.parent if source.is_file() else source
     out = out if out is not None else run_dir / "bundle"
-    loader = trainer_loader()
+    policy_loader = (click.get_current_context().obj or {}).get("policy_loader")  # from clamkit.pipeline.export_main
+    if policy_loader is None:
+        raise UserError("exporting a training run needs the trainer's policy reader: run clam-export (clamkit.pipeline)")
+    loader = policy_loader()
     frame_hw = None
     if frame:
         from clamkit.export.frame import parse_frame

@@ -1,12 +1,13 @@
 """RUN -> BUNDLE: load the deploy policy, export it, check parity, write the bundle atomically.
 
-The trainer provides the policy through `clamkit.trainer.deploy`:
+The caller hands in the policy reader, `loader`, with two functions:
     load_policy(path) -> (DeployPolicy, meta)      path: RUN dir or RUN/policy.pt
     sample_observations(path, n) -> {key: array}    n recorded observations from the training data
-A DeployPolicy is an nn.Module with `input_names` (sorted subset of ["image", "state"]) whose
-forward takes raw observations in that order (image uint8 (B,H,W,3), state float32 (B,D)) and
-returns float32 (B, action_dim) in robot units. Anything with those two functions can stand
-in for the trainer (tests pass their own loader).
+clam-export passes the trainer's (clamkit.trainer.deploy), composed in clamkit.pipeline: this package
+never imports the trainer. A DeployPolicy is an nn.Module with `input_names` (sorted subset of
+["image", "state"]) whose forward takes raw observations in that order (image uint8 (B,H,W,3), state
+float32 (B,D)) and returns float32 (B, action_dim) in robot units. Anything with those two functions
+can stand in for the trainer (tests pass their own loader).
 
 Atomicity: the bundle is assembled in a hidden temp dir next to --out and renamed into place
 only after parity passed, so an interrupted or failed export never looks like a valid bundle
@@ -28,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from clamkit.bundle import META_NAME, ONNX_NAME, BundleMeta, sha256_file, write_meta
-from clamkit.errors import UserError, require
+from clamkit.errors import UserError
+from clamkit.export import OPSET
 from clamkit.export.parity import (
     ONNX_TOLERANCE,
     PARITY_NAME,
@@ -53,7 +55,7 @@ class ExportOptions:
 
     exporter: str = "auto"
     """auto (dynamo, falling back to legacy), dynamo, or legacy."""
-    opset: int = 18
+    opset: int = OPSET
     """ONNX opset."""
     batch_max: int = 16
     """Parity runs at batch 1 and batch_max; the TensorRT profile's max batch."""
@@ -70,11 +72,6 @@ class ExportResult:
     meta: BundleMeta
     timings: dict = field(default_factory=dict)
     graph: dict = field(default_factory=dict)
-
-
-def trainer_loader():
-    """The real loader: clamkit.trainer.deploy (needs the train extra)."""
-    return require("clamkit.trainer.deploy", extra="train")
 
 
 def _check_samples(samples: dict, names: list[str], obs: ObservationSpec, path) -> dict[str, np.ndarray]:
@@ -120,8 +117,9 @@ def _check_onnx(path: Path, policy_dtypes: dict, sets, tol) -> dict:
     return check_backend("onnx", runner, sets, tol)
 
 
-def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = None, loader=None) -> ExportResult:
-    """Export the deploy policy of training run `run` to bundle directory `out`. Raises ParityError on a mismatch."""
+def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = None, *, loader) -> ExportResult:
+    """Export the deploy policy of training run `run`, read with `loader` (see above), to bundle directory `out`.
+    Raises ParityError on a mismatch."""
     import onnx
     import onnxruntime
     import torch
@@ -131,7 +129,6 @@ def export_run(run: str | Path, out: str | Path, opts: ExportOptions | None = No
     opts = opts or ExportOptions()
     run, out = Path(run), Path(out)
     _check_out(out)
-    loader = loader or trainer_loader()
     timings = {}
     t_all = time.perf_counter()
 

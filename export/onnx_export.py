@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from clamkit.errors import UserError
+from clamkit.export import OPSET
 from clamkit.export.parity import ParitySet
 
 log = logging.getLogger(__name__)
 
 EXPORTERS = ("auto", "dynamo", "legacy")
-DEFAULT_OPSET = 18  # dynamo's native opset; TensorRT 10's parser and onnxruntime >= 1.17 take it
 
 
 class ExportFailed(UserError):
@@ -134,7 +134,7 @@ def _root_cause(e: BaseException) -> str:
 
 
 def export_onnx(policy: torch.nn.Module, names: list[str], example: dict[str, np.ndarray], path: Path,
-                exporter: str = "auto", opset: int = DEFAULT_OPSET) -> str:
+                exporter: str = "auto", opset: int = OPSET) -> str:
     """Write `policy` as ONNX at `path`; returns the exporter actually used ("dynamo" or "legacy")."""
     if exporter not in EXPORTERS:
         raise UserError(f"--exporter must be one of {', '.join(EXPORTERS)}, got '{exporter}'")

@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from clamkit.export.parity import (
     log_report,
     summarize,
 )
+from clamkit.fileio import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -127,17 +127,6 @@ def timing_cache_name(gpu: str, trt_version: str) -> str:
     return f"timing.{sanitize(gpu)}-trt{trt_version}.cache"
 
 
-def _write_atomic(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(memoryview(data))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ----------------------------------------------------------------------------- build
 
 
@@ -207,8 +196,8 @@ def build_engine(trt, onnx_path: Path, engine_path: Path, cache_path: Path, batc
     if serialized is None:
         raise TrtBuildError(f"TensorRT {trt.__version__} could not build an engine from {onnx_path.name} (see the TensorRT log above)")
     build_s = time.perf_counter() - t0
-    _write_atomic(engine_path, serialized)
-    _write_atomic(cache_path, config.get_timing_cache().serialize())
+    write_bytes_atomic(engine_path, serialized)
+    write_bytes_atomic(cache_path, config.get_timing_cache().serialize())
     log.info("built %s in %.1f s", engine_path.name, build_s)
     return {"build_s": round(build_s, 3), "profile": shapes}
 

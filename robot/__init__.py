@@ -5,11 +5,10 @@ numpy only at import time; every optional SDK is imported inside the backend tha
 
 import os
 
-# Headless rendering (EGL) unless the user chose a GL backend or has a display. Must be set before
-# mujoco is first imported, which any simulator backend or scripted expert may do.
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
+# Headless rendering (EGL) unless the user chose a GL backend (DESIGN §2). The one place this is set:
+# mujoco, dm_control and metaworld are imported only by modules of this package, so this runs first.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
-from clamkit.robot.base import Camera, DeviceNotConnectedError, Frame, Policy, Robot
+from clamkit.robot.base import Camera, DeviceNotConnectedError, Frame, Robot
 
-__all__ = ["Camera", "DeviceNotConnectedError", "Frame", "Policy", "Robot"]
+__all__ = ["Camera", "DeviceNotConnectedError", "Frame", "Robot"]

@@ -129,17 +129,3 @@ class Camera(abc.ABC):
     def __exit__(self, *exc):
         if self.is_connected:
             self.disconnect()
-
-
-class Policy(abc.ABC):
-    """A scripted controller for recording: observation dict -> action (robot units)."""
-
-    def reset(self, seed: int | None = None) -> None:
-        """Called at the start of each episode."""
-
-    def episode_info(self) -> dict:
-        """Per-episode facts stored in the dataset's episode table (e.g. a noise level)."""
-        return {}
-
-    @abc.abstractmethod
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...

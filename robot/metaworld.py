@@ -1,4 +1,4 @@
-"""MetaWorld (v3, Sawyer) as a Robot, its scripted experts, and a task-agnostic noisy play policy.
+"""MetaWorld (v3, Sawyer) as a Robot. Its scripted experts and play policy are in clamkit.record.metaworld.
 
 Facts this relies on (DESIGN §2, measured with metaworld 3.1.1 / mujoco 3.3.0): goal-observable
 envs freeze their random task vector after construction unless `_freeze_rand_vec` is cleared and
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from clamkit.errors import UserError, require
-from clamkit.robot.base import DeviceNotConnectedError, Policy, Robot
+from clamkit.robot.base import DeviceNotConnectedError, Robot
 from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
 
 # Observation layout: 0-2 hand xyz, 3 gripper, 4-17 two objects, 18-35 previous step's 0-17, 36-38 goal.
@@ -21,7 +21,7 @@ ACTION_SPEC = ActionSpec(dim=4, low=(-1,) * 4, high=(1,) * 4, semantics="metawor
 FPS = 80.0  # frame_skip 5 x timestep 2.5 ms
 
 
-def _import_metaworld():
+def import_metaworld():
     require("packaging", "sim")  # an undeclared need of metaworld
     return require("metaworld", "sim")
 
@@ -56,7 +56,7 @@ class MetaWorldRobot(Robot):
         return self._env is not None
 
     def connect(self) -> None:
-        _import_metaworld()
+        import_metaworld()
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE as envs
 
         key = f"{self.task}-goal-observable"
@@ -120,68 +120,3 @@ class MetaWorldRobot(Robot):
             self._renderer = mujoco.Renderer(env.model, height, width)
         self._renderer.update_scene(env.data, camera="corner")
         return np.ascontiguousarray(self._renderer.render()[::-1, ::-1])  # corner camera is upside down
-
-
-def expert_policy_class(task: str):
-    """MetaWorld's scripted policy class for a task, from MetaWorld's own task -> policy table
-    (names are not derivable: peg-insert-side-v3 -> SawyerPegInsertionSideV3Policy)."""
-    _import_metaworld()
-    from metaworld.policies import ENV_POLICY_MAP
-
-    cls = ENV_POLICY_MAP.get(task)
-    if cls is None:
-        raise UserError(f"no scripted expert for MetaWorld task '{task}' (MetaWorld has one for each of: "
-                        f"{', '.join(sorted(ENV_POLICY_MAP)[:4])}, ...)")
-    return cls
-
-
-class MetaWorldExpert(Policy):
-    """The task's scripted expert, clipped to the action bounds."""
-
-    def __init__(self, task: str):
-        self._policy = expert_policy_class(task)()
-
-    def __call__(self, obs):
-        return np.clip(self._policy.get_action(obs["state"].astype(np.float64)), -1, 1).astype(np.float32)
-
-
-class MetaWorldPlay(Policy):
-    """Task-agnostic, non-expert labelled data: the hand wanders between random targets with a noisy
-    P-controller, opens and closes the gripper at random, pauses, jitters, and only now and then
-    follows the task expert for a while. Heavy Gaussian noise on every action."""
-
-    def __init__(self, task: str, noise: float = 0.3, expert_prob: float = 0.2,
-                 low=(-0.3, 0.4, 0.05), high=(0.3, 0.9, 0.3)):
-        self._expert = MetaWorldExpert(task)
-        self.noise, self.expert_prob = noise, expert_prob
-        self.low, self.high = np.array(low), np.array(high)
-        self.rng = np.random.default_rng(0)
-        self._mode, self._left, self._target, self._grip = "goto", 0, np.zeros(3), 0.0
-
-    def reset(self, seed=None):
-        self.rng = np.random.default_rng(None if seed is None else seed + 7919)
-        self._left = 0
-
-    def _new_segment(self):
-        r = self.rng
-        self._mode = r.choice(["goto", "expert", "pause", "random"], p=[0.55, self.expert_prob, 0.1, 0.35 - self.expert_prob])
-        self._left = int(r.integers(8, 40))
-        self._target = r.uniform(self.low, self.high)
-        self._grip = float(r.choice([-1.0, 1.0]))
-        self._gain = float(r.uniform(5, 25))
-
-    def __call__(self, obs):
-        if self._left <= 0:
-            self._new_segment()
-        self._left -= 1
-        s, r = obs["state"], self.rng
-        if self._mode == "expert":
-            a = self._expert(obs)
-        elif self._mode == "goto":
-            a = np.append(np.clip(self._gain * (self._target - s[HAND]), -1, 1), self._grip)
-        elif self._mode == "pause":
-            a = np.zeros(4)
-        else:
-            a = r.uniform(-1, 1, 4)
-        a = a + r.normal(0, self.noise, 4)
-        return np.clip(a, -1, 1).astype(np.float32)

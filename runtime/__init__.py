@@ -6,18 +6,13 @@
     with make_backend("bundles/reach", "auto") as backend:
         summary = run_loop(make_robot("metaworld:reach-v3"), backend, hz=0, episodes=5)
 
-Never imports torch, clamkit.trainer or clamkit.export (a test checks this in a subprocess).
+Never imports torch, clamkit.trainer or clamkit.export (tests/core/test_arrows.py checks every import).
 """
-import os
-
-# Headless rendering must be chosen before mujoco is first imported (DESIGN §2).
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-from clamkit.runtime.backends import Backend, OrtBackend, TrtBackend, make_backend  # noqa: E402
-from clamkit.runtime.evaluate import evaluate  # noqa: E402
-from clamkit.runtime.loop import ObservationBuilder, Recorder, Subscriber, resize_image, run_loop  # noqa: E402
-from clamkit.runtime.safety import NonFiniteActions, RuntimeFault, SafetyLayer, StaleFrame  # noqa: E402
-from clamkit.runtime.telemetry import Telemetry, format_summary  # noqa: E402
+from clamkit.runtime.backends import Backend, OrtBackend, TrtBackend, make_backend
+from clamkit.runtime.evaluate import evaluate
+from clamkit.runtime.loop import ObservationBuilder, Recorder, Subscriber, resize_image, run_loop
+from clamkit.runtime.safety import NonFiniteActions, RuntimeFault, SafetyLayer, StaleFrame
+from clamkit.runtime.telemetry import Telemetry, format_summary
 
 __all__ = ["Backend", "NonFiniteActions", "ObservationBuilder", "OrtBackend", "Recorder", "RuntimeFault", "SafetyLayer",
            "StaleFrame", "Subscriber", "Telemetry", "TrtBackend", "evaluate", "format_summary", "make_backend",

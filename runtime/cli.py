@@ -9,8 +9,9 @@ import click
 import yaml
 
 from clamkit.bundle import read_meta
-from clamkit.cli import debug_enabled, handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, debug_enabled, handle_errors
 from clamkit.errors import UserError
+from clamkit.outcomes import EVAL_SEED
 from clamkit.runtime.backends import KINDS, make_backend
 from clamkit.runtime.loop import run_loop
 from clamkit.runtime.telemetry import Telemetry, format_summary
@@ -18,11 +19,7 @@ from clamkit.runtime.telemetry import Telemetry, format_summary
 log = logging.getLogger(__name__)
 
 EXIT_FAULT, EXIT_INTERRUPTED = 1, 130
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-# clam-record seeds episode i with seed + i from 0: evaluate on seeds no recording used by default.
-EVAL_SEED = 100_000
 
 
 def parse_opts(items: tuple[str, ...], flag: str) -> dict:
@@ -52,7 +49,7 @@ def parse_size(size: str | None, meta) -> tuple[int, int]:
     return 64, 64
 
 
-@click.command(context_settings=CONTEXT, epilog="""\b
+@click.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   clam-run bundles/reach --robot metaworld:reach-v3 --hz 0 --episodes 3
   clam-run bundles/widowx --robot widowx --camera realsense --hz 5 --record data/deploy --report run.json
@@ -134,7 +131,7 @@ def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, reco
         sys.exit(EXIT_INTERRUPTED)
 
 
-@click.command(context_settings=CONTEXT, epilog="""\b
+@click.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   clam-eval bundles/reach --env metaworld:reach-v3 --episodes 40 --seed 1000 --json eval.json
   clam-eval bundles/reacher --env dmc:reacher-easy --episodes 20

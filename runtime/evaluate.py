@@ -16,14 +16,13 @@ import numpy as np
 
 from clamkit.bundle import read_meta
 from clamkit.errors import UserError, require
+from clamkit.outcomes import SIM_KINDS, progress_postfix
 from clamkit.robot.base import Frame, Robot
 from clamkit.runtime.backends import make_backend
 from clamkit.runtime.loop import Subscriber, run_loop
 from clamkit.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-ENV_KINDS = ("metaworld", "dmc", "widowx-sim", "fake")
 
 
 class VideoRecorder(Subscriber):
@@ -70,7 +69,7 @@ def evaluate(bundle_dir: str | Path, env: str, episodes: int = 40, seed: int = 0
     An image bundle without `camera` gets the simulator's "sim" camera at the bundle's resolution."""
     from clamkit.robot.factory import make_camera, make_robot
 
-    if env.partition(":")[0] not in ENV_KINDS:
+    if env.partition(":")[0] not in SIM_KINDS:
         raise UserError(f"clam-eval runs simulations only: --env metaworld:TASK, dmc:DOMAIN-TASK, widowx-sim:TASK or fake (got '{env}')")
     if episodes < 1:
         raise UserError("--episodes must be at least 1")
@@ -92,12 +91,7 @@ def evaluate(bundle_dir: str | Path, env: str, episodes: int = 40, seed: int = 0
     def on_episode(i, info):
         outcomes.append(info)
         if bar is not None:
-            post = {}
-            if any("success" in o for o in outcomes):
-                post["success"] = f"{np.mean([bool(o.get('success')) for o in outcomes]):.2f}"
-            if any("return" in o for o in outcomes):
-                post["return"] = f"{np.mean([float(o.get('return', 0)) for o in outcomes]):.1f}"
-            bar.set_postfix(post)
+            bar.set_postfix(progress_postfix(outcomes))
             bar.update(1)
 
     extra = {"bundle": str(bundle_dir), "env": env, "episodes_requested": episodes, "algo": meta.algo}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clamkit.dataset import write_json_atomic
+from clamkit.fileio import write_json_atomic
+from clamkit.outcomes import summarize
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +93,7 @@ class Telemetry:
                      "missed_deadlines": self.missed,
                      "safety": self.safety.counters.to_json() if self.safety is not None else {},
                      "episodes": self.episodes}
-        succ = [bool(e["success"]) for e in self.episodes if "success" in e]
-        rets = [float(e["return"]) for e in self.episodes if "return" in e]
-        if succ:
-            out["success_rate"] = float(np.mean(succ))
-        if rets:
-            out["mean_return"] = float(np.mean(rets))
-        return out
+        return out | summarize(self.episodes)
 
     def write(self, path: str | Path, extra: dict | None = None) -> Path:
         """Write summary() (+ extra) as JSON, atomically."""

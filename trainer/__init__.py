@@ -8,10 +8,6 @@
     deploy.py   DeployPolicy (raw observation -> action, what clam-export exports), load_policy
     engine.py   seeding, DDP, logging, atomic checkpoints, exact resume, the stage loop
     common.py   what the algorithms share (regression stage, selection, probes)
-    clam.py     CLAM;  bc.py  bc-play / bc-expert;  vpt.py  VPT;  lapo.py  vq (LAPO-style)
+    clam.py     CLAM;  bc.py  bc-play / bc-expert;  vpt.py  VPT;  vq.py  vq (LAPO-style; quantizer.py)
     train.py    train(cfg, unlabelled, labelled, out);  cli.py  clam-train
 """
-import os
-
-# Headless rendering must be chosen before mujoco is first imported (DESIGN §2).
-os.environ.setdefault("MUJOCO_GL", "egl")

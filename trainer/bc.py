@@ -31,9 +31,10 @@ class BC(Common):
         val_ids = subsample(store.window_ids(val_eps or train_eps, before=0), cfg.data.probe_windows, cfg.run.seed + 3)
         # ---- ALGO LOGIC
         return [self.regression_stage(
-            "policy", self.policy, lambda ids: self.obs(store, ids), lambda ids: self.actions(store, ids),
-            store.window_ids(train_eps, before=0), val_ids, cfg.policy.steps, cfg.policy.eval_every,
-            cfg.policy.select == "val" and has_val, cfg.optim.lr, extra_eval=self.policy_probe)]
+            "policy", self.policy, x_fn=lambda ids: self.obs(store, ids), y_fn=lambda ids: self.actions(store, ids),
+            train_ids=store.window_ids(train_eps, before=0), val_ids=val_ids, steps=cfg.policy.steps,
+            eval_every=cfg.policy.eval_every, select=cfg.policy.select == "val" and has_val, lr=cfg.optim.lr,
+            probe=self.policy_probe)]
 
 
 class BCPlay(BC):

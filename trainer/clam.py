@@ -104,9 +104,10 @@ class CLAM(Common):
         # ---- ALGO LOGIC
         if self.use_sidm:
             stages.append(self.regression_stage(
-                "idm", self.sidm, lambda ids: self.windows(lab, ids), lambda ids: self.actions(lab, ids),
-                lab.window_ids(d.lab_train), self.lab_val_ids, cfg.idm.steps, cfg.idm.eval_every,
-                cfg.idm.select == "val" and self.has_lab_val, cfg.optim.lr, after=self.sidm_reference))
+                "idm", self.sidm, x_fn=lambda ids: self.windows(lab, ids), y_fn=lambda ids: self.actions(lab, ids),
+                train_ids=lab.window_ids(d.lab_train), val_ids=self.lab_val_ids, steps=cfg.idm.steps,
+                eval_every=cfg.idm.eval_every, select=cfg.idm.select == "val" and self.has_lab_val, lr=cfg.optim.lr,
+                after=self.sidm_reference))
 
         self.lam_opt = self.adamw("lam", [{"params": list(self.idm.parameters()) + list(self.fdm.parameters()), "lr": cfg.optim.lr},
                                           {"params": self.decoder.parameters(), "lr": cfg.optim.decoder_lr}])
@@ -119,20 +120,21 @@ class CLAM(Common):
         stages.append(Stage("relabel", 0, end=self.relabel))
 
         if cfg.policy.space == "action":  # match what is deployed, d(π(o)), to the decoded relabel d(z)
-            model, target = DecodedPolicy(self.policy, self.decoder), "decoded"
+            model, target = DecodedPolicy(self.policy, self.decoder), (lambda: self.stage_data.decoded)
         else:
-            model, target = self.policy, "relabels"
+            model, target = self.policy, (lambda: self.stage_data.relabels)
         stages.append(self.regression_stage(
-            "policy", model, lambda ids: self.obs(unl, ids), lambda ids: self.extra[target][torch.from_numpy(ids)],
-            unl.window_ids(d.unl_train), self.unl_val_ids, cfg.policy.steps, cfg.policy.eval_every,
-            cfg.policy.select == "val" and self.has_unl_val, cfg.optim.lr, extra_eval=self.policy_probe))
+            "policy", model, x_fn=lambda ids: self.obs(unl, ids), y_fn=lambda ids: target()[torch.from_numpy(ids)],
+            train_ids=unl.window_ids(d.unl_train), val_ids=self.unl_val_ids, steps=cfg.policy.steps,
+            eval_every=cfg.policy.eval_every, select=cfg.policy.select == "val" and self.has_unl_val, lr=cfg.optim.lr,
+            probe=self.policy_probe))
         return stages
 
     def sidm_reference(self) -> dict:
         """After the supervised IDM: its labels for the probe windows are the disagreement reference."""
         unl = self.data.unl
         ref = self.batched(lambda ids: self.sidm(self.windows(unl, ids)), self.probe_ids)
-        self.extra["sidm_probe"] = ref
+        self.stage_data.sidm_probe = ref
         return self.relabel_probe(ref, "probe/sidm_relabel", per_dim=True)
 
     def lam_step(self, i: int) -> dict:
@@ -161,7 +163,7 @@ class CLAM(Common):
         m["probe/latent_spread"] = latent_spread(z_unl, z_play)
         m.update(self.relabel_probe(relabels))
         if self.use_sidm:
-            m["probe/disagreement"] = F.mse_loss(relabels, self.extra["sidm_probe"]).item()
+            m["probe/disagreement"] = F.mse_loss(relabels, self.stage_data.sidm_probe).item()
         score = {"disagreement": "probe/disagreement", "fdm": "probe/lam_val_fdm", "decoder": "probe/decoder_mse"}
         if self.cfg.lam.select in score:
             self.keep_best("lam", m[score[self.cfg.lam.select]], i, {"idm": self.idm, "fdm": self.fdm, "decoder": self.decoder})
@@ -180,9 +182,10 @@ class CLAM(Common):
 
     def relabel(self) -> dict:
         self.idm.eval()
-        self.extra["relabels"] = self.relabel_all(self.idm)  # (frames, Z), NaN where no window
+        out = self.stage_data
+        out.relabels = self.relabel_all(self.idm)  # (frames, Z), NaN where no window
         if self.cfg.policy.space == "action":
             with torch.no_grad():
-                self.extra["decoded"] = self.decoder(self.extra["relabels"])  # (frames, A), NaN where no window
-        pred = self.batched(lambda b: self.decoder(self.extra["relabels"][torch.from_numpy(b)]), self.probe_ids)
+                out.decoded = self.decoder(out.relabels)  # (frames, A), NaN where no window
+        pred = self.batched(lambda b: self.decoder(out.relabels[torch.from_numpy(b)]), self.probe_ids)
         return self.relabel_probe(pred, per_dim=True)

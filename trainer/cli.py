@@ -7,7 +7,7 @@ import os
 
 import click
 
-from clamkit.cli import handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, handle_errors
 
 EXAMPLE = """
 \b
@@ -28,7 +28,7 @@ RUN/config.yaml (resolved), RUN/metrics.jsonl, TensorBoard events, RUN/checkpoin
 """
 
 
-@click.command(help="Train a CLAM policy (or a baseline: --set algo=bc-play|bc-expert|vq|vpt).\n" + EXAMPLE)
+@click.command(context_settings=CONTEXT_SETTINGS, help="Train a CLAM policy (or a baseline: --set algo=bc-play|bc-expert|vq|vpt).\n" + EXAMPLE)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML config (configs/*.yaml); defaults are the state recipe.")
 @click.option("--unlabelled", multiple=True, required=True, type=click.Path(),
@@ -51,7 +51,9 @@ def main(config_path, unlabelled, labelled, pool, out, overrides, resume, seed):
 
     overrides = list(overrides) + ([f"run.seed={seed}"] if seed is not None else [])
     cfg, echo = load_config(TrainConfig, config_path, overrides)
-    summary = train(cfg, list(unlabelled), list(labelled), out, resume=resume, echo=echo, pool=list(pool))
+    hooks = click.get_current_context().obj or {}  # clamkit.pipeline.train_main hands in the evaluate step
+    summary = train(cfg, list(unlabelled), list(labelled), out, resume=resume, echo=echo, pool=list(pool),
+                    evaluate=hooks.get("evaluate"))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
     for name, st in summary["stages"].items():

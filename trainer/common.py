@@ -9,6 +9,7 @@ actions are compared in normalised units, [-1, 1] across the action bounds, so e
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import numpy as np
 import torch
@@ -164,14 +165,14 @@ class Common(Algorithm):
     # ---- model selection (the same rule for CLAM and every baseline)
 
     def keep_best(self, name: str, score: float, step: int, modules: dict[str, nn.Module]) -> None:
-        best = self.extra.get(f"best/{name}")
+        best = self.stage_data.best.get(name)
         if best is None or score < best["score"]:
-            self.extra[f"best/{name}"] = {"score": float(score), "step": int(step),
-                                         "state": {k: {n: t.detach().clone() for n, t in m.state_dict().items()}
-                                                   for k, m in modules.items()}}
+            self.stage_data.best[name] = {"score": float(score), "step": int(step),
+                                          "state": {k: {n: t.detach().clone() for n, t in m.state_dict().items()}
+                                                    for k, m in modules.items()}}
 
     def restore_best(self, name: str, modules: dict[str, nn.Module], enabled: bool, last_step: int) -> dict:
-        best = self.extra.pop(f"best/{name}", None)
+        best = self.stage_data.best.pop(name, None)
         if not enabled or best is None:
             return {f"select/{name}_step": last_step}
         for k, m in modules.items():
@@ -180,10 +181,13 @@ class Common(Algorithm):
 
     # ---- a supervised regression stage, used for the supervised IDM, BC, the VQ decoder and latent BC
 
-    def regression_stage(self, name: str, model: nn.Module, x_fn, y_fn, train_ids: np.ndarray, val_ids: np.ndarray,
-                         steps: int, eval_every: int, select: bool, lr: float, extra_eval=None, after=None) -> Stage:
-        """MSE regression model(x_fn(ids)) -> y_fn(ids) on train windows; every eval_every steps the
-        held-out MSE (val/<name>_mse) is measured and, with select, the best weights are kept."""
+    def regression_stage(self, name: str, model: nn.Module, *, x_fn: Callable[[np.ndarray], torch.Tensor],
+                         y_fn: Callable[[np.ndarray], torch.Tensor], train_ids: np.ndarray, val_ids: np.ndarray,
+                         steps: int, eval_every: int, select: bool, lr: float, probe: Callable[[], dict] | None = None,
+                         after: Callable[[], dict] | None = None) -> Stage:
+        """MSE regression model(x_fn(ids)) -> y_fn(ids) on train_ids windows; every eval_every steps the held-out
+        MSE on val_ids (val/<name>_mse) is measured, plus probe()'s metrics, and with select the best weights
+        are kept and restored at the end; after() runs last."""
         opt = self.adamw(name, [{"params": model.parameters(), "lr": lr}])
         sampler = self.sampler(name, train_ids)
         loss_mod = self.run.wrap(MSELoss(model))
@@ -201,8 +205,8 @@ class Common(Algorithm):
             v = F.mse_loss(pred, y_fn(val_ids)).item()
             self.keep_best(name, v, i, {name: model})
             m = {f"val/{name}_mse": v}
-            if extra_eval is not None:
-                m.update(extra_eval())
+            if probe is not None:
+                m.update(probe())
             return m
 
         def end() -> dict:

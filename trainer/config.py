@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from clamkit.errors import ConfigError
+from clamkit.outcomes import EVAL_SEED, SIM_KINDS
 
 ALGOS = ("clam", "bc-play", "bc-expert", "vq", "vpt")
 
@@ -179,7 +180,7 @@ class EvalConfig:
     code path: the same loop the robot runs) over this many seeded episodes; 0 = off"""
     env: str = ""
     """metaworld:TASK | dmc:DOMAIN-TASK | widowx-sim:TASK; "" = the first unlabelled dataset's robot and task"""
-    seed: int = 100_000
+    seed: int = EVAL_SEED
     """episode i uses seed + i (far from clam-record's seeds, so the scenes are unseen in training)"""
     max_steps: int = 0
     """steps per episode; 0 = the first unlabelled episode's length (the horizon the policy was shown)"""
@@ -188,7 +189,7 @@ class EvalConfig:
         _check(self.episodes >= 0, "eval.episodes", "must be >= 0")
         _check(self.max_steps >= 0, "eval.max_steps", "must be >= 0")
         _check(0 <= self.seed < 2**31, "eval.seed", "must be in 0 .. 2**31-1")
-        _check(self.env == "" or self.env.partition(":")[0] in ("metaworld", "dmc", "widowx-sim", "fake"), "eval.env",
+        _check(self.env == "" or self.env.partition(":")[0] in SIM_KINDS, "eval.env",
                f"{self.env!r} is not metaworld:TASK, dmc:DOMAIN-TASK or widowx-sim:TASK")
 
 

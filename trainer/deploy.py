@@ -24,8 +24,6 @@ policy.pt (torch.save of plain types and tensors, loadable with weights_only=Tru
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from clamkit.errors import UserError
+from clamkit.fileio import write_atomic
 from clamkit.trainer import conv, mlp
 
 FORMAT = "clamkit-policy"
@@ -122,21 +121,12 @@ class DeployPolicy(nn.Module):
 
 
 def save_policy(path: str | Path, policy: DeployPolicy, meta: dict, samples: dict[str, np.ndarray]) -> Path:
-    """Write policy.pt atomically (temp file + os.replace)."""
+    """Write policy.pt atomically (clamkit.fileio)."""
     path = Path(path)
     blob = {"format": FORMAT, "version": VERSION, "arch": policy.arch,
             "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
             "meta": meta, "samples": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in samples.items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda f: torch.save(blob, f))
 
 
 def _file(path: str | Path) -> Path:

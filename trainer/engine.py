@@ -1,12 +1,12 @@
 """The machinery around every algorithm: seeding, device, DDP, logging, checkpoints, exact resume.
 
-An algorithm (clam.py, bc.py, vpt.py, lapo.py) is a list of Stages run in order. Each stage is a
+An algorithm (clam.py, bc.py, vpt.py, vq.py) is a list of Stages run in order. Each stage is a
 loop of `steps` optimisation steps with a periodic `evaluate` (probes, model selection) and an
 `end` (restore the selected weights, relabel, ...). Stages with 0 steps are pure `end`s.
 
 Exact resume: a checkpoint (RUN/checkpoint.pt, written atomically every run.ckpt_every steps and at
 every stage end) holds the stage and step, every module's and optimiser's state, each rank's
-sampler Generator and RNG states, and the algorithm's extras (relabels, selected weights). A run
+sampler Generator and RNG states, and what stages hand to later ones (StageData: relabels, selected weights). A run
 killed at any point and resumed with --resume ends with the same parameters as an uninterrupted one.
 
 Scale-out: under torchrun (WORLD_SIZE > 1) the process group is gloo on CPU and nccl on CUDA; the
@@ -22,9 +22,8 @@ import json
 import logging
 import os
 import random
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +35,7 @@ from tqdm import tqdm
 
 from clamkit.config import save_config, to_dict
 from clamkit.errors import UserError
+from clamkit.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 CKPT_NAME = "checkpoint.pt"
@@ -54,6 +54,41 @@ class Stage:
     end: Callable[[], dict] | None = None
 
 
+@dataclass
+class StageData:
+    """What a stage hands to later stages, named; checkpointed with the weights (algo_state["extra"]).
+
+    Relabel tensors are indexed by window id over the store's frames, NaN at frames that are no window's o_t.
+    """
+
+    relabels: torch.Tensor | None = None
+    """(frames, Z | A) the relabel stage's labels of every unlabelled window: latents (clam, vq) or
+    pseudo-actions in [-1, 1] (vpt); the policy stage's targets."""
+    decoded: torch.Tensor | None = None
+    """(frames, A) d(relabels): the targets of clam's policy stage when policy.space=action."""
+    play_latents: torch.Tensor | None = None
+    """(frames, Z) vq: the frozen IDM + VQ codes of the labelled play windows, the decoder stage's inputs."""
+    sidm_probe: torch.Tensor | None = None
+    """(probe windows, A) clam with lam.select=disagreement: the supervised IDM's labels, the reference."""
+    best: dict[str, dict] = field(default_factory=dict)
+    """Model selection, per stage name: {"score", "step", "state": {module: state_dict}} of the best evaluation so far."""
+
+    TENSORS = ("relabels", "decoded", "play_latents", "sidm_probe")
+
+    def to_dict(self) -> dict:
+        """Plain dict for torch.save (weights_only loads): the tensors that are set, and "best/<stage>" entries."""
+        d = {k: getattr(self, k) for k in self.TENSORS if getattr(self, k) is not None}
+        return d | {f"best/{k}": v for k, v in self.best.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageData":
+        unknown = [k for k in d if k not in cls.TENSORS and not k.startswith("best/")]
+        if unknown:
+            raise ValueError(f"unknown stage data {unknown} in the checkpoint")
+        return cls(**{k: d[k] for k in cls.TENSORS if k in d},
+                   best={k[len("best/"):]: v for k, v in d.items() if k.startswith("best/")})
+
+
 class Algorithm:
     """Base of every algorithm: registries of what a checkpoint must hold."""
 
@@ -63,19 +98,19 @@ class Algorithm:
         self.modules: dict[str, nn.Module] = {}
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.samplers: dict = {}
-        self.extra: dict = {}  # tensors and plain values: relabels, selected weights, scores
+        self.stage_data = StageData()  # what stages hand on: relabels, selected weights
         self.stages: list[Stage] = []
 
     def state_dict(self) -> dict:
         return {"modules": {k: m.state_dict() for k, m in self.modules.items()},
-                "optims": {k: o.state_dict() for k, o in self.optims.items()}, "extra": self.extra}
+                "optims": {k: o.state_dict() for k, o in self.optims.items()}, "extra": self.stage_data.to_dict()}
 
     def load_state_dict(self, d: dict) -> None:
         for k, m in self.modules.items():
             m.load_state_dict(d["modules"][k])
         for k, o in self.optims.items():
             o.load_state_dict(d["optims"][k])
-        self.extra = d["extra"]
+        self.stage_data = StageData.from_dict(d["extra"])
 
 
 def _step_of(line: str) -> float:
@@ -193,32 +228,19 @@ class Run:
         self.barrier()
 
     def save_checkpoint(self, algo: Algorithm, stage: int, step: int, global_step: int) -> None:
-        """Gather every rank's samplers and RNG states; rank 0 writes atomically (temp file + os.replace)."""
+        """Gather every rank's samplers and RNG states; rank 0 writes atomically (clamkit.fileio)."""
         per_rank = self.gather({"samplers": {k: s.state_dict() for k, s in algo.samplers.items()}, "rng": _rng_state()})
         if not self.is_main:
             return
         blob = {"format": CKPT_FORMAT, "version": 1, "algo": algo.name, "config": to_dict(self.cfg), "stage": stage,
                 "step": step, "global_step": global_step, "world_size": self.world, "algo_state": algo.state_dict(),
                 "per_rank": per_rank, "fingerprint": self.fingerprint, "elapsed": time.perf_counter() - self.t0}
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{CKPT_NAME}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.ckpt_path)
+            write_atomic(self.ckpt_path, lambda f: torch.save(blob, f))
         except OSError as e:  # a full disk, a quota: the previous checkpoint is untouched
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             kept = f"the previous checkpoint ({self._ckpt_desc()}) is intact" if self.ckpt_path.is_file() else "no checkpoint was kept"
             raise UserError(f"{self.ckpt_path}: could not write the checkpoint at global step {global_step} "
                             f"({e.strerror or e}); {kept}: free space and re-run with --resume") from None
-        except BaseException:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-            raise
 
     def _ckpt_desc(self) -> str:
         try:

@@ -15,13 +15,14 @@ import logging
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 import clamkit
 from clamkit.config import to_dict
-from clamkit.dataset import write_json_atomic
+from clamkit.fileio import write_json_atomic
 from clamkit.errors import UserError
 from clamkit.specs import ObservationSpec
 from clamkit.trainer.bc import BCExpert, BCPlay
@@ -29,11 +30,11 @@ from clamkit.trainer.clam import CLAM
 from clamkit.trainer.data import TrainData, load_data
 from clamkit.trainer.deploy import POLICY_NAME, save_policy
 from clamkit.trainer.engine import Run, run_stages
-from clamkit.trainer.lapo import LAPO
 from clamkit.trainer.vpt import VPT
+from clamkit.trainer.vq import VQ
 
 log = logging.getLogger(__name__)
-ALGOS = {"clam": CLAM, "bc-play": BCPlay, "bc-expert": BCExpert, "vq": LAPO, "vpt": VPT}
+ALGORITHMS = {a.name: a for a in (CLAM, BCPlay, BCExpert, VQ, VPT)}  # keyed by the names in trainer/config.py ALGOS
 SAMPLES = 64  # recorded observations stored in policy.pt for the exporter's parity check
 RESUME_MAY_CHANGE = {"run.progress", "run.threads", "run.log_every", "eval.episodes", "eval.env", "eval.seed",
                      "eval.max_steps"}
@@ -78,9 +79,18 @@ def _check_resume(cfg, data: TrainData, ckpt: dict, out: Path) -> None:
 
 
 def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resume: bool = False,
-          echo: list[str] | tuple[str, ...] = (), pool: list[str] = ()) -> dict:
-    """Train `cfg.algo` and write RUN/policy.pt. Returns the summary (also RUN/summary.json)."""
+          echo: list[str] | tuple[str, ...] = (), pool: list[str] = (),
+          evaluate: Callable[[object, Path, str], dict] | None = None) -> dict:
+    """Train `cfg.algo` and write RUN/policy.pt. Returns the summary (also RUN/summary.json).
+
+    `evaluate(cfg, out, unlabelled[0]) -> {success_rate | mean_return, ...}` runs after policy.pt is written
+    when cfg.eval.episodes > 0: the composition layer (clamkit.pipeline.evaluate_in_sim) exports RUN/bundle
+    and runs it through the robot's loop; the trainer itself never imports export/ or runtime/.
+    """
     out = Path(out)
+    if cfg.eval.episodes and evaluate is None:
+        raise UserError("eval.episodes > 0 needs the export and runtime stages: run clam-train "
+                        "(clamkit.pipeline), or evaluate RUN/bundle afterwards with clam-export and clam-eval")
     t0 = time.perf_counter()
     run = Run(cfg, out, resume)
     try:
@@ -92,7 +102,7 @@ def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resu
         if ckpt is not None:
             _check_resume(cfg, data, ckpt, out)
         run.fingerprint = data.fingerprint
-        algo = ALGOS[cfg.algo](cfg, data, run)
+        algo = ALGORITHMS[cfg.algo](cfg, data, run)
         if ckpt is not None:
             run.restore(algo, ckpt)
         run.start(cfg, ckpt["global_step"] if ckpt else 0)
@@ -122,7 +132,7 @@ def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resu
             deploy = algo.deploy
             save_policy(out / POLICY_NAME, _cpu_copy(deploy), meta, samples)
             if cfg.eval.episodes:
-                summary["eval"] = evaluate_in_sim(cfg, out, unlabelled[0])
+                summary["eval"] = evaluate(cfg, out, unlabelled[0])
                 score = {k: summary["eval"][k] for k in ("success_rate", "mean_return") if k in summary["eval"]}
                 run.log(result["global_step"], {f"eval/{k}": v for k, v in score.items()}, "eval")
                 summary["metrics"].update({f"eval/{k}": v for k, v in score.items()})
@@ -130,23 +140,6 @@ def train(cfg, unlabelled: list[str], labelled: list[str], out: str | Path, resu
         return summary
     finally:
         run.close()
-
-
-def evaluate_in_sim(cfg, out: Path, unlabelled: str) -> dict:
-    """Export RUN/bundle and evaluate it with clamkit.runtime.evaluate — the robot's loop, not a second one."""
-    from clamkit.dataset import Dataset
-    from clamkit.export.exporter import export_run
-    from clamkit.runtime.evaluate import evaluate
-
-    ds = Dataset(unlabelled)
-    robot, task = ds.meta["robot"], ds.meta["task"]
-    env = cfg.eval.env or (robot if ":" in robot or not task else f"{robot}:{task}")
-    steps = cfg.eval.max_steps or max(ds.episodes[0]["length"] - 1, 1)
-    export_run(out, out / "bundle")
-    r = evaluate(out / "bundle", env, episodes=cfg.eval.episodes, seed=cfg.eval.seed, max_steps=steps)
-    log.info("eval on %s over %d episodes: %s", env, cfg.eval.episodes,
-             ", ".join(f"{k} {r[k]:.3f}" for k in ("success_rate", "mean_return") if k in r))
-    return {k: r[k] for k in ("success_rate", "mean_return", "latency_ms") if k in r} | {"env": env, "episodes": cfg.eval.episodes}
 
 
 def _cpu_copy(deploy):

@@ -29,16 +29,18 @@ class VPT(Common):
         # ---- ALGO LOGIC
         return [
             self.regression_stage(
-                "idm", self.sidm, lambda ids: self.windows(lab, ids), lambda ids: self.actions(lab, ids),
-                lab.window_ids(d.lab_train), self.lab_val_ids, cfg.idm.steps, cfg.idm.eval_every,
-                cfg.idm.select == "val" and self.has_lab_val, cfg.optim.lr),
+                "idm", self.sidm, x_fn=lambda ids: self.windows(lab, ids), y_fn=lambda ids: self.actions(lab, ids),
+                train_ids=lab.window_ids(d.lab_train), val_ids=self.lab_val_ids, steps=cfg.idm.steps,
+                eval_every=cfg.idm.eval_every, select=cfg.idm.select == "val" and self.has_lab_val, lr=cfg.optim.lr),
             Stage("relabel", 0, end=self.relabel),
             self.regression_stage(
-                "policy", self.policy, lambda ids: self.obs(unl, ids), lambda ids: self.extra["relabels"][torch.from_numpy(ids)],
-                unl.window_ids(d.unl_train), self.unl_val_ids, cfg.policy.steps, cfg.policy.eval_every,
-                cfg.policy.select == "val" and self.has_unl_val, cfg.optim.lr, extra_eval=self.policy_probe),
+                "policy", self.policy, x_fn=lambda ids: self.obs(unl, ids),
+                y_fn=lambda ids: self.stage_data.relabels[torch.from_numpy(ids)],
+                train_ids=unl.window_ids(d.unl_train), val_ids=self.unl_val_ids, steps=cfg.policy.steps,
+                eval_every=cfg.policy.eval_every, select=cfg.policy.select == "val" and self.has_unl_val,
+                lr=cfg.optim.lr, probe=self.policy_probe),
         ]
 
     def relabel(self) -> dict:
-        self.extra["relabels"] = self.relabel_all(self.sidm)  # (frames, A) pseudo-actions in [-1, 1]
-        return self.relabel_probe(self.extra["relabels"][torch.from_numpy(self.probe_ids)], per_dim=True)
+        self.stage_data.relabels = self.relabel_all(self.sidm)  # (frames, A) pseudo-actions in [-1, 1]
+        return self.relabel_probe(self.stage_data.relabels[torch.from_numpy(self.probe_ids)], per_dim=True)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from clamkit.cli import handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, handle_errors
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("target", type=click.Path())
 @click.option("--data", multiple=True, type=click.Path(), help="For a RUN: its --unlabelled datasets, in order "
               "(to show the decoded latent relabels next to the true actions, and the latent trajectory).")

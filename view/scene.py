@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clamkit.dataset import FORMAT, Dataset, read_json
+from clamkit.dataset import FORMAT, Dataset
+from clamkit.fileio import read_json
 from clamkit.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from clamkit.cli import handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, handle_errors
 from clamkit.importers.common import parse_size
 
 
@@ -35,7 +35,7 @@ def _keys(text: str | None) -> list[str] | None:
     return [] if text == "none" else [k.strip() for k in text.split(",") if k.strip()]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def main():
     """Import datasets from other tools (and export to LeRobot).
 

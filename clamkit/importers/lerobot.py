@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clamkit.dataset import Dataset, DatasetWriter, read_json, write_json_atomic
+from clamkit.dataset import Dataset, DatasetWriter
+from clamkit.fileio import read_json, write_json_atomic
 from clamkit.errors import DatasetError, UserError, require
 from clamkit.importers.common import VideoFile, atomic_output, av, chunked, decode_image, progress
 from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec

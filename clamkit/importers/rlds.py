@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clamkit.dataset import DatasetWriter, read_json
+from clamkit.dataset import DatasetWriter
+from clamkit.fileio import read_json
 from clamkit.errors import DatasetError, UserError, require
 from clamkit.importers.common import atomic_output, chunked, decode_image, progress
 from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec

@@ -118,7 +118,7 @@ def test_corrupt_dataset_gives_one_line_error_naming_the_file(tmp_path, corrupt)
     msg = str(e.value)
     assert str(bad_file) in msg and "\n" not in msg
     # The CLI reader: non-zero exit, one line, no traceback.
-    p = subprocess.run([sys.executable, "-m", "clamkit.robot.record_cli", "info", str(root)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "clamkit.record.cli", "info", str(root)], capture_output=True, text=True)
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and str(bad_file) in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
@@ -126,7 +126,7 @@ def test_corrupt_dataset_gives_one_line_error_naming_the_file(tmp_path, corrupt)
 def test_info_prints_a_summary(tmp_path):
     root = tmp_path / "d"
     time_indexed_dataset(root)
-    p = subprocess.run([sys.executable, "-m", "clamkit.robot.record_cli", "info", str(root)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "clamkit.record.cli", "info", str(root)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["episodes"] == 2
 

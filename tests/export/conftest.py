@@ -1,7 +1,7 @@
 """Stand-ins for the trainer's deploy interface, and a fake TensorRT + CUDA runtime.
 
 The stand-in loader has the exact shape of clamkit.trainer.deploy (load_policy, sample_observations)
-and is what `clamkit.export.exporter.trainer_loader` returns in these tests, so `clam-export`
+and is what `clamkit.pipeline.policy_loader` returns in these tests, so `clam-export`
 runs its real code path. Stand-in runs are small dirs: policy.pt (kind, kwargs, state_dict,
 meta) + samples.npz (recorded observations).
 
@@ -132,10 +132,10 @@ class StandInLoader:
 @pytest.fixture
 def standin(monkeypatch):
     """Make clam-export use the stand-in loader (as if clamkit.trainer.deploy were it)."""
-    import clamkit.export.exporter as exporter
+    import clamkit.pipeline as pipeline
 
     loader = StandInLoader()
-    monkeypatch.setattr(exporter, "trainer_loader", lambda: loader)
+    monkeypatch.setattr(pipeline, "policy_loader", lambda: loader)
     return loader
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from clamkit.bundle import read_meta
 from clamkit.errors import UserError
-from clamkit.export.cli import main
+from clamkit.pipeline import export_main as main
 from clamkit.export.exporter import ExportOptions, export_run
 
 
@@ -84,10 +84,9 @@ def test_state_export_is_fast(state_run, tmp_path):
         spec = importlib.util.spec_from_file_location("export_standins", {str(Path(__file__).with_name("conftest.py"))!r})
         standins = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(standins)
-        import clamkit.export.exporter as exporter
-        exporter.trainer_loader = standins.StandInLoader
-        from clamkit.export.cli import main
-        main([{str(state_run)!r}, "--out", {str(tmp_path / "b")!r}])
+        import clamkit.pipeline as pipeline
+        pipeline.policy_loader = standins.StandInLoader
+        pipeline.export_main([{str(state_run)!r}, "--out", {str(tmp_path / "b")!r}])
     """)
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from clamkit.bundle import read_meta
-from clamkit.export.cli import main
+from clamkit.pipeline import export_main as main
 from clamkit.export.frame import FramePreprocess, area_weights, numpy_camera_path, raw_frames
 from clamkit.export.parity import PARITY_NAME, OnnxRunner
 

@@ -15,7 +15,7 @@ from onnx import numpy_helper
 import clamkit.export.onnx_export as ox
 from clamkit.bundle import read_meta
 from clamkit.errors import BundleError
-from clamkit.export.cli import main
+from clamkit.pipeline import export_main as main
 from clamkit.export.parity import ONNX_TOLERANCE, OnnxRunner, ParityError, ParitySet, check_backend, compare, summarize
 
 

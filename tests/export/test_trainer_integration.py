@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from synthetic import write_linear  # tests/synthetic.py
 
 from clamkit.bundle import read_meta
-from clamkit.export.cli import main
+from clamkit.pipeline import export_main as main
 
 deploy = pytest.importorskip("clamkit.trainer.deploy", reason="the trainer's deploy interface is not there yet")
 
@@ -42,7 +42,7 @@ def test_smoke_run_exports_cold_under_15s(smoke_run, tmp_path):
     default exporter (dynamo), parity included, real loader."""
     out = tmp_path / "bundle"
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", "from clamkit.export.cli import main; main()", str(smoke_run), "--out", str(out)],
+    p = subprocess.run([sys.executable, "-c", "from clamkit.pipeline import export_main; export_main()", str(smoke_run), "--out", str(out)],
                        capture_output=True, text=True, timeout=120)
     wall = time.perf_counter() - t0
     assert p.returncode == 0, p.stdout + p.stderr

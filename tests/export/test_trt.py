@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import clamkit.export.trt as trtmod
 from clamkit.bundle import read_meta
 from clamkit.errors import MissingDependency
-from clamkit.export.cli import main
+from clamkit.pipeline import export_main as main
 
 ENGINE32 = "policy.nvidia-geforce-rtx-4090-trt10.3.0-fp32.engine"
 ENGINE16 = "policy.nvidia-geforce-rtx-4090-trt10.3.0-fp16.engine"

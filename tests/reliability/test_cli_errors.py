@@ -18,9 +18,9 @@ import pytest
 ENV = os.environ | {"MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
 SMOKE = str(Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml")
 SCRIPTS = {  # console script -> the same entry point through the interpreter running the tests
-    "clam-record": "from clamkit.robot.record_cli import main; main()",
-    "clam-train": "from clamkit.trainer.cli import main; main()",
-    "clam-export": "from clamkit.export.cli import main; main()",
+    "clam-record": "from clamkit.record.cli import main; main()",
+    "clam-train": "from clamkit.pipeline import train_main; train_main()",
+    "clam-export": "from clamkit.pipeline import export_main; export_main()",
     "clam-run": "from clamkit.runtime.cli import run_main; run_main()",
     "clam-eval": "from clamkit.runtime.cli import eval_main; eval_main()",
 }

@@ -286,7 +286,7 @@ def test_sigkill_at_many_points_then_resume_matches_uninterrupted(linear, tmp_pa
 
 
 def _record_cmd(out: Path) -> list[str]:
-    return [sys.executable, "-c", "from clamkit.robot.record_cli import main; main()", "widowx-sim", "--task", "reach-block",
+    return [sys.executable, "-c", "from clamkit.record.cli import main; main()", "widowx-sim", "--task", "reach-block",
             "--episodes", "10", "--max-steps", "25", "--seed", "3", "--quiet", "--out", str(out)]
 
 

@@ -92,7 +92,7 @@ def test_infinite_action_bounds_are_repaired_from_the_recorded_range(tmp_path, r
 def test_clam_record_info_verifies_contents(tmp_path, rel):
     root = rel.write_dataset(tmp_path / "d")
     f = _poke(root, 2, "state", np.nan, "update")
-    p = subprocess.run([sys.executable, "-m", "clamkit.robot.record_cli", "info", str(root)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "clamkit.record.cli", "info", str(root)], capture_output=True, text=True)
     assert p.returncode == 2, p.stdout
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and str(f) in lines[0] and "NaN" in lines[0], p.stderr

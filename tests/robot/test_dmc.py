@@ -8,8 +8,10 @@ pytest.importorskip("dm_control")
 from clamkit.dataset import Dataset, DatasetWriter  # noqa: E402
 from clamkit.errors import UserError  # noqa: E402
 from clamkit.robot.base import DeviceNotConnectedError  # noqa: E402
-from clamkit.robot.dmc import TASKS, CallablePolicy, DMCRobot, expert_policy, play_policy  # noqa: E402
-from clamkit.robot.record import record_episodes  # noqa: E402
+from clamkit.record.dmc import expert_policy, play_policy  # noqa: E402
+from clamkit.record.policy import CallablePolicy  # noqa: E402
+from clamkit.robot.dmc import TASKS, DMCRobot  # noqa: E402
+from clamkit.record.episodes import record_episodes  # noqa: E402
 from clamkit.robot.sim_camera import SimCamera  # noqa: E402
 from clamkit.specs import ObservationSpec  # noqa: E402
 

@@ -10,7 +10,7 @@ pytest.importorskip("metaworld")
 
 from clamkit.dataset import Dataset  # noqa: E402
 from clamkit.robot.metaworld import MetaWorldRobot  # noqa: E402
-from clamkit.robot.record_cli import main  # noqa: E402
+from clamkit.record.cli import main  # noqa: E402
 
 
 def _record(*args):

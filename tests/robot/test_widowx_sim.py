@@ -10,9 +10,10 @@ pytest.importorskip("mujoco")
 from clamkit.dataset import Dataset, DatasetWriter  # noqa: E402
 from clamkit.errors import UserError  # noqa: E402
 from clamkit.robot.base import DeviceNotConnectedError  # noqa: E402
-from clamkit.robot.record import record_episodes  # noqa: E402
+from clamkit.record.episodes import record_episodes  # noqa: E402
 from clamkit.robot.sim_camera import SimCamera  # noqa: E402
-from clamkit.robot.widowx_sim import TASKS, VisualVariation, WidowXSimRobot, expert_policy, play_policy  # noqa: E402
+from clamkit.record.widowx_sim import expert_policy, play_policy  # noqa: E402
+from clamkit.robot.widowx_sim import TASKS, VisualVariation, WidowXSimRobot  # noqa: E402
 from clamkit.specs import ObservationSpec  # noqa: E402
 
 
@@ -211,7 +212,7 @@ def test_visual_variation_parse():
 def test_clam_record_new_task_with_visual_variation(tmp_path):
     from click.testing import CliRunner
 
-    from clamkit.robot.record_cli import main
+    from clamkit.record.cli import main
 
     out = tmp_path / "ds"
     res = CliRunner().invoke(main, ["widowx-sim", "--task", "close-drawer", "--episodes", "2", "--max-steps", "8",

@@ -55,8 +55,9 @@ def image_data(tmp_path_factory):
 def record_reach(d: Path, experts: int, plays: int, steps: int, play_seed: int) -> tuple[str, str]:
     """Expert (actions recorded, hidden from CLAM) and noisy play episodes of reach-v3 under d/."""
     pytest.importorskip("metaworld")
-    from clamkit.robot.metaworld import ACTION_SPEC, MetaWorldExpert, MetaWorldPlay, MetaWorldRobot
-    from clamkit.robot.record import record_episodes
+    from clamkit.record.metaworld import MetaWorldExpert, MetaWorldPlay
+    from clamkit.robot.metaworld import ACTION_SPEC, MetaWorldRobot
+    from clamkit.record.episodes import record_episodes
 
     out = []
     for name, policy, n, seed in [("expert", MetaWorldExpert("reach-v3"), experts, 0),
@@ -84,7 +85,7 @@ def clam_train(unlabelled, labelled, out, *sets, config=SMOKE, resume=False, che
     """Run the clam-train CLI in-process (click's CliRunner); returns the click Result."""
     from click.testing import CliRunner
 
-    from clamkit.trainer.cli import main
+    from clamkit.pipeline import train_main as main
 
     args = ["--config", config, "--unlabelled", unlabelled, "--labelled", labelled, "--out", str(out),
             "--set", "run.progress=false"]

@@ -10,7 +10,7 @@ import json
 
 import click
 
-from clamkit.cli import handle_errors
+from clamkit.cli import CONTEXT_SETTINGS, handle_errors
 from clamkit.dataset import DatasetWriter
 from clamkit.robot.widowx_sim import TASKS as WIDOWX_TASKS
 from clamkit.robot.widowx_sim import VisualVariation
@@ -49,7 +49,7 @@ def _choose(policy_name, robot, expert, play, noise_range, action_noise):
         return play()
     if policy_name == "expert":
         return expert()
-    from clamkit.robot.noisy import NoisyExpert
+    from clamkit.record.noisy import NoisyExpert
 
     if noise_range[0] > noise_range[1]:
         raise click.BadParameter(f"LO {noise_range[0]} > HI {noise_range[1]}", param_hint="--noise-range")
@@ -58,7 +58,7 @@ def _choose(policy_name, robot, expert, play, noise_range, action_noise):
 
 def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, no_actions, quiet, policy_name, camera_name=None,
             extra_info=None):
-    from clamkit.robot.record import record_episodes
+    from clamkit.record.episodes import record_episodes
     from clamkit.robot.sim_camera import SimCamera
 
     with robot:
@@ -76,7 +76,7 @@ def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, 
     click.echo(json.dumps(summary))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def main():
     """Record clamkit datasets.
 
@@ -102,7 +102,8 @@ def metaworld(task, camera, max_steps, policy_name, noise_range, action_noise, *
     Example:
       clam-record metaworld --task reach-v3 --episodes 10 --policy expert --out data/reach
     """
-    from clamkit.robot.metaworld import MetaWorldExpert, MetaWorldPlay, MetaWorldRobot
+    from clamkit.record.metaworld import MetaWorldExpert, MetaWorldPlay
+    from clamkit.robot.metaworld import MetaWorldRobot
 
     max_steps = max_steps or 200
     robot = MetaWorldRobot(task, max_steps=max_steps)
@@ -121,7 +122,8 @@ def dmc(task, max_steps, policy_name, noise_range, action_noise, **kw):
     Example:
       clam-record dmc --task cartpole-swingup --episodes 20 --policy expert --out data/cartpole
     """
-    from clamkit.robot.dmc import DMCRobot, expert_policy, play_policy
+    from clamkit.record.dmc import expert_policy, play_policy
+    from clamkit.robot.dmc import DMCRobot
 
     max_steps = max_steps or 1000
     robot = DMCRobot(task, max_steps=max_steps)
@@ -143,7 +145,8 @@ def widowx_sim(task, vary, max_steps, policy_name, noise_range, action_noise, **
       clam-record widowx-sim --task reach-block --episodes 50 --image-size 64 --out data/wx-reach
       clam-record widowx-sim --task place-block --episodes 50 --image-size 64 --vary all --out data/wx-place
     """
-    from clamkit.robot.widowx_sim import WidowXSimRobot, expert_policy, play_policy
+    from clamkit.record.widowx_sim import expert_policy, play_policy
+    from clamkit.robot.widowx_sim import WidowXSimRobot
 
     max_steps = max_steps or 50
     robot = WidowXSimRobot(task=task, max_steps=max_steps, vary=vary)

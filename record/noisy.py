@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clamkit.robot.base import Policy
+from clamkit.record.policy import Policy
 from clamkit.specs import ActionSpec
 
 

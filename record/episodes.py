@@ -8,7 +8,9 @@ import numpy as np
 from tqdm import tqdm
 
 from clamkit.dataset import DatasetWriter
-from clamkit.robot.base import Camera, Policy, Robot
+from clamkit.outcomes import progress_postfix, summarize
+from clamkit.record.policy import Policy
+from clamkit.robot.base import Camera, Robot
 
 
 def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episodes: int, *, seed: int = 0,
@@ -20,7 +22,7 @@ def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episode
     re-run with the same arguments continues with the next seeds. Returns a summary dict.
     """
     start = len(writer)
-    t0, steps, succ, rets = time.perf_counter(), 0, [], []
+    t0, steps, infos = time.perf_counter(), 0, []
     bar = tqdm(range(start, episodes), desc=f"record {robot.name}", unit="ep", disable=not progress,
                initial=0, total=max(episodes - start, 0))
     for i in bar:
@@ -41,23 +43,10 @@ def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episode
         writer.add_episode({k: np.stack(v) for k, v in frames.items()}, np.stack(actions) if labelled else None,
                            seed=ep_seed, **info)
         steps += len(actions)
-        if "success" in info:
-            succ.append(bool(info["success"]))
-        if "return" in info:
-            rets.append(float(info["return"]))
-        post = {}
-        if succ:
-            post["success"] = f"{np.mean(succ):.2f}"
-        if rets:
-            post["return"] = f"{np.mean(rets):.0f}"
-        bar.set_postfix(post)
-    summary = {"episodes_recorded": max(episodes - start, 0), "episodes_total": len(writer), "steps": steps,
-               "seconds": round(time.perf_counter() - t0, 1)}
-    if succ:
-        summary["success_rate"] = float(np.mean(succ))
-    if rets:
-        summary["mean_return"] = float(np.mean(rets))
-    return summary
+        infos.append(info)
+        bar.set_postfix(progress_postfix(infos))
+    return {"episodes_recorded": max(episodes - start, 0), "episodes_total": len(writer), "steps": steps,
+            "seconds": round(time.perf_counter() - t0, 1)} | summarize(infos)
 
 
 def _append(frames: dict, obs: dict, camera: Camera | None) -> None:
