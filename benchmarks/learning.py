@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clamkit.dataset import write_json_atomic
+from clamkit.fileio import write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clamkit.dataset import write_json_atomic
+from clamkit.fileio import write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

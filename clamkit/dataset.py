@@ -34,7 +34,7 @@ from typing import Iterable
 import numpy as np
 
 from clamkit.errors import DatasetError
-from clamkit.fileio import read_json, write_json_atomic  # noqa: F401 (also imported from here by older scripts)
+from clamkit.fileio import read_json, write_json_atomic
 from clamkit.outcomes import summarize
 from clamkit.specs import ActionSpec, ObservationSpec, json_dict, json_float, json_int, json_list, json_str
 
