@@ -329,7 +329,8 @@ def measure_preprocess(run: Path, raw_bundle: Path, small_bundle: Path, recordin
 
     from clamkit.export import onnx_export as ox
     from clamkit.export.frame import FramePreprocess
-    from clamkit.robot.realsense import RealSenseCamera, center_crop, resize_area
+    from clamkit.imageops import center_crop, resize_area
+    from clamkit.robot.realsense import RealSenseCamera
     from clamkit.runtime.backends import OrtBackend
     from clamkit.runtime.loop import resize_image
     from clamkit.trainer.deploy import load_policy
