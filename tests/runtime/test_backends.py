@@ -13,7 +13,7 @@ from clamkit.bundle import read_meta, sha256_file, write_meta
 from clamkit.errors import BundleError, MissingDependency
 from clamkit.robot.fake import FakeRobot
 from clamkit.runtime.backends import OrtBackend, TrtBackend, find_engine, make_backend
-from clamkit.runtime.loop import run_loop
+from clamkit.runtime.loop import LoopOptions, run_loop
 
 GPU = "NVIDIA H100 80GB HBM3"
 TRT_VERSION = "10.3.0"
@@ -231,7 +231,7 @@ def test_trt_backend_runs_the_engine_by_tensor_name(bundles, fake_trt):
     kinds = [c[1] for c in fake_trt.cuda.calls if c[0] == "cudaMemcpyAsync"]
     assert kinds == [1, 2]  # one host->device (state), one device->host (action) per infer
     assert fake_trt.cuda.calls[-1] == ("cudaStreamSynchronize",)
-    summary = run_loop(FakeRobot(dim=2, max_steps=30), be, hz=0)  # the same loop as ORT
+    summary = run_loop(FakeRobot(dim=2, max_steps=30), be, None, LoopOptions(hz=0))  # the same loop as ORT
     assert summary["backend"] == be.name and summary["success_rate"] == 1.0
     be.close()
     assert fake_trt.cuda.buffers == {}  # all device memory freed
