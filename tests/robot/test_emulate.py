@@ -257,8 +257,8 @@ def world():
 
 @pytest.fixture
 def emulated_camera(world):
-    rs_emulator = pytest.importorskip("clamkit.robot.emulate.realsense")
     pytest.importorskip("pyrealsense2")
+    from clamkit.robot.emulate import realsense as rs_emulator
     cams = []
 
     def make(**kwargs):

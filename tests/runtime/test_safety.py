@@ -133,10 +133,7 @@ def test_stale_camera_stops_the_run(bundles, tmp_path):
 def test_workspace_clamp_on_widowx_sim(bundles):
     """A policy that keeps pushing up and out: the safety layer holds the MuJoCo WidowX's EE target in its box."""
     pytest.importorskip("mujoco")
-    try:
-        from clamkit.robot.widowx_sim import WidowXSimRobot
-    except ImportError as e:
-        pytest.skip(f"widowx_sim not available: {e}")
+    from clamkit.robot.widowx_sim import WidowXSimRobot
     from clamkit.runtime.subscribers import Subscriber
 
     robot = WidowXSimRobot(task="reach-block", max_steps=15)
