@@ -4,9 +4,13 @@ import os
 import sys
 
 import pytest
+import strict_mode  # tests/strict_mode.py
 
 # Headless rendering must be chosen before mujoco is first imported (DESIGN §2).
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+if strict_mode.enabled():  # CLAMKIT_STRICT=1 (.ci/run): a missing dependency of .[all] fails, not skips
+    strict_mode.install()
 
 
 @pytest.fixture
