@@ -73,10 +73,10 @@ def seal(blob: dict) -> dict:
 
 def verify(blob: dict, path: str | Path, hint: str) -> None:
     """UserError (one line) when blob's content does not match its recorded hash; files from before the hash
-    was recorded load with a warning."""
+    was recorded load (logged at DEBUG)."""
     want = blob.get(KEY)
     if want is None:
-        log.warning("%s has no content hash (written by an older clamkit); its contents are not verified", path)
+        log.debug("%s has no content hash (written by an older clamkit); its contents are not verified", path)
         return
     if content_sha256(blob) != want:
         raise UserError(f"{path}: content hash mismatch (the file is damaged: a flipped or lost byte); {hint}")
