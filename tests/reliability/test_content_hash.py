@@ -42,7 +42,7 @@ def trained(linear, tmp_path_factory):
 
 def test_flipped_byte_in_policy_pt_is_a_one_line_error(trained, tmp_path):
     from clamkit.errors import UserError
-    from clamkit.export.cli import main as export_main
+    from clamkit.pipeline import export_main
     from clamkit.trainer.deploy import load_policy
 
     run = tmp_path / "run"
