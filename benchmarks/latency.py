@@ -20,7 +20,7 @@ Three measurements, each a resumable cell of benchmarks/results/latency.json (--
             renders) through RealSenseCamera, on the fake WidowX-like robot, `--frame-ticks` ticks at 5 Hz and
             at 30 Hz: per-tick p50/p99 of capture, preprocessing, inference, safety (and the rest), missed
             deadlines. Beside it, preprocessing alone: the in-graph crop + resize (ONNX Runtime) against
-            today's numpy paths (RealSenseCamera's centre crop + area resize; the loop's resize_image).
+            today's numpy paths (RealSenseCamera's centre crop + area resize; the loop's squashing resize_area).
             `--only-frames` runs just this section into latency-frames.json/.png (~17 min at 2,000 ticks).
 
 The bundles are made on the spot: a few training steps on a synthetic dataset with the right
@@ -214,7 +214,7 @@ def measure_loop(bundle: Path, robot_spec: str, robot_opts: dict, camera: str | 
     episode whenever the robot ends one); per-tick overhead = tick - infer."""
     from clamkit.robot.factory import make_camera, make_robot
     from clamkit.runtime.backends import make_backend
-    from clamkit.runtime.loop import run_loop
+    from clamkit.runtime.loop import LoopOptions, run_loop
     from clamkit.runtime.telemetry import Telemetry
 
     robot = make_robot(robot_spec, **robot_opts)
@@ -222,8 +222,7 @@ def measure_loop(bundle: Path, robot_spec: str, robot_opts: dict, camera: str | 
     tel = Telemetry(hz)
     with make_backend(bundle, "ort") as be:
         t0 = time.perf_counter()
-        s = run_loop(robot, be, camera=cam, hz=hz, steps=ticks, seed=0, telemetry=tel,
-                     safety={"max_delta": None, "max_frame_age": 0.5})
+        s = run_loop(robot, be, cam, LoopOptions(hz=hz, steps=ticks, seed=0, safety={"max_delta": None, "max_frame_age": 0.5}), telemetry=tel)
         wall = time.perf_counter() - t0
         threads = be.session.get_session_options().intra_op_num_threads
     infer, tick = np.asarray(tel.infer_s), np.asarray(tel.tick_s)
@@ -243,11 +242,11 @@ def measure_loop(bundle: Path, robot_spec: str, robot_opts: dict, camera: str | 
 
 
 def measure_resize(src_hw: tuple[int, int], dst: int, n: int = 500) -> dict:
-    """resize_image alone (part of the loop overhead when the camera is not at the bundle's size)."""
-    from clamkit.runtime.loop import resize_image
+    """The loop's resize alone (part of the loop overhead when the camera is not at the bundle's size)."""
+    from clamkit.imageops import resize_area
 
     img = np.random.default_rng(0).integers(0, 256, (*src_hw, 3), dtype=np.uint8)
-    return time_calls(lambda im: resize_image(im, (dst, dst)), img, n, warmup=20)
+    return time_calls(lambda im: resize_area(im, dst, dst), img, n, warmup=20)
 
 
 # ----------------------------------------------------------------------------- frames: raw 640x480 in
@@ -290,7 +289,7 @@ def measure_frames_loop(bundle: Path, recording: Path, hz: float, ticks: int, th
     from clamkit.robot.fake import EE_SEMANTICS
     from clamkit.robot.factory import make_camera, make_robot
     from clamkit.runtime.backends import make_backend
-    from clamkit.runtime.loop import run_loop
+    from clamkit.runtime.loop import LoopOptions, run_loop
     from clamkit.runtime.telemetry import Telemetry
 
     # The fake robot with the WidowX action spec: the loop's own costs, not a simulator's or an arm's.
@@ -301,8 +300,7 @@ def measure_frames_loop(bundle: Path, recording: Path, hz: float, ticks: int, th
     with make_backend(bundle, "ort", threads=threads) as be:  # threads None: clam-run's default
         threads = be.session.get_session_options().intra_op_num_threads
         t0 = time.perf_counter()
-        s = run_loop(robot, be, camera=cam, hz=hz, steps=ticks, seed=0, telemetry=tel,
-                     safety={"max_delta": None, "max_frame_age": 0.5})
+        s = run_loop(robot, be, cam, LoopOptions(hz=hz, steps=ticks, seed=0, safety={"max_delta": None, "max_frame_age": 0.5}), telemetry=tel)
         wall = time.perf_counter() - t0
     infer, tick = np.asarray(tel.infer_s), np.asarray(tel.tick_s)
     st = {k: np.asarray(v) for k, v in tel.stage_s.items()}
@@ -323,15 +321,15 @@ def measure_frames_loop(bundle: Path, recording: Path, hz: float, ticks: int, th
 def measure_preprocess(run: Path, raw_bundle: Path, small_bundle: Path, recording: Path, threads: int, calls: int) -> dict:
     """One 640x480 frame -> the model's input, four ways: the in-graph crop + area resize + scaling alone (exported
     like the bundle, ONNX Runtime at `threads`), today's numpy paths (RealSenseCamera's centre crop + area resize;
-    the loop's resize_image), and the whole raw-frame graph minus the whole 64x64 graph (interleaved)."""
+    the loop's resize_area), and the whole raw-frame graph minus the whole 64x64 graph (interleaved)."""
     import onnxruntime as ort
     import torch
 
     from clamkit.export import onnx_export as ox
     from clamkit.export.frame import FramePreprocess
-    from clamkit.robot.realsense import RealSenseCamera, center_crop, resize_area
+    from clamkit.imageops import center_crop, resize_area
+    from clamkit.robot.realsense import RealSenseCamera
     from clamkit.runtime.backends import OrtBackend
-    from clamkit.runtime.loop import resize_image
     from clamkit.trainer.deploy import load_policy
 
     torch.set_num_threads(1)
@@ -360,7 +358,7 @@ def measure_preprocess(run: Path, raw_bundle: Path, small_bundle: Path, recordin
     cell = {"frame_hw": list(FRAME_HW), "image_hw": [H, W], "threads": threads, "calls": calls,
             "in_graph_ort": time_calls(lambda x: sess.run(None, {"image": x}), batch, calls),
             "numpy_camera_crop_area_resize": time_calls(lambda x: resize_area(center_crop(x, H, W), H, W), frame, calls),
-            "numpy_loop_resize_image": time_calls(lambda x: resize_image(x, (H, W)), frame, calls)}
+            "numpy_loop_resize_image": time_calls(lambda x: resize_area(x, H, W), frame, calls)}
     small = resize_area(center_crop(frame, H, W), H, W)
     with OrtBackend(raw_bundle, device="cpu", threads=threads) as raw_be, OrtBackend(small_bundle, device="cpu", threads=threads) as small_be:
         t_raw, t_small = [], []

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from clamkit.errors import UserError
-from clamkit.robot.realsense import center_crop, resize_area
+from clamkit.imageops import center_crop, resize_area
 
 EXACT_AREA_MAX = 32_768  # largest area (in input pixels x q^2) whose rounding is exact in float32
 TIE_FRACTION_MAX = 1e-3  # share of pixels allowed to differ by 1 LSB from numpy (rounding ties only)

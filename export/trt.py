@@ -13,16 +13,14 @@ Runs on the robot computer with only the bundle: `clam-export BUNDLE --trt [--fp
     parity     the engine runs the bundle's parity.npz (recorded observations and the torch
                policy's actions for them); errors go to clam.json parity["tensorrt"][engine]
 
-tensorrt and cuda-python (device memory for the parity run, GPU name) are imported here
-lazily; nvidia-smi is the fallback for the GPU name.
+tensorrt is imported here lazily. The engine-name rule, the GPU name and the runner that checks the
+engine's parity are clamkit.runtime.trt's (the same code the robot's TrtBackend runs; torch-free).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from clamkit.export.parity import (
     summarize,
 )
 from clamkit.fileio import write_bytes_atomic
+from clamkit.runtime.trt import TrtEngine, engine_name, gpu_name, timing_cache_name
 
 log = logging.getLogger(__name__)
 
@@ -67,64 +66,6 @@ def import_tensorrt(bundle: Path):
         raise MissingDependency(f"tensorrt {trt.__version__} is too old; clamkit needs TensorRT >= 10 (pip install 'clamkit[trt]')")
     log.info("TensorRT %s found", trt.__version__)
     return trt
-
-
-def import_cudart():
-    """cuda-python's runtime bindings (new layout cuda.bindings.runtime, old layout cuda.cudart)."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError:
-            raise MissingDependency("cuda-python is not installed; it runs the engine for the parity check: pip install cuda-python") from None
-    return cudart
-
-
-def _ok(cudart, result):
-    """cuda-python calls return (err, *values); raise on an error, return the value(s)."""
-    err, *vals = result if isinstance(result, tuple) else (result,)
-    if err != cudart.cudaError_t.cudaSuccess:
-        raise UserError(f"CUDA error: {err}")
-    return vals[0] if len(vals) == 1 else (tuple(vals) or None)
-
-
-# ----------------------------------------------------------------------------- engine key
-
-
-def sanitize(name: str) -> str:
-    """'NVIDIA GeForce RTX 4090' -> 'nvidia-geforce-rtx-4090' (safe in a file name)."""
-    s = re.sub(r"[^a-z0-9.]+", "-", name.strip().lower()).strip("-.")
-    return s or "unknown-gpu"
-
-
-def gpu_name(device: int = 0) -> str:
-    """Name of CUDA device `device`: cuda-python first, nvidia-smi as the fallback."""
-    try:
-        cudart = import_cudart()
-        props = _ok(cudart, cudart.cudaGetDeviceProperties(device))
-        name = props.name
-        name = name.decode(errors="replace") if isinstance(name, (bytes, bytearray)) else str(name)
-        name = name.split("\x00", 1)[0]
-        log.info("GPU %d: %s (from the CUDA runtime)", device, name)
-        return name
-    except (MissingDependency, UserError) as e:
-        log.debug("CUDA runtime did not name the GPU (%s); trying nvidia-smi", e)
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", str(device)],
-                             capture_output=True, text=True, timeout=20, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as e:
-        raise UserError(f"cannot find a CUDA GPU to build a TensorRT engine for (no cuda-python, nvidia-smi failed: {e})") from None
-    log.info("GPU %d: %s (from nvidia-smi)", device, out)
-    return out.splitlines()[0].strip()
-
-
-def engine_name(gpu: str, trt_version: str, fp16: bool) -> str:
-    return f"policy.{sanitize(gpu)}-trt{trt_version}-{'fp16' if fp16 else 'fp32'}.engine"
-
-
-def timing_cache_name(gpu: str, trt_version: str) -> str:
-    return f"timing.{sanitize(gpu)}-trt{trt_version}.cache"
 
 
 # ----------------------------------------------------------------------------- build
@@ -202,58 +143,6 @@ def build_engine(trt, onnx_path: Path, engine_path: Path, cache_path: Path, batc
     return {"build_s": round(build_s, 3), "profile": shapes}
 
 
-# ----------------------------------------------------------------------------- run
-
-
-def _handle(stream) -> int:
-    """TensorRT wants the stream as an int; cuda-python hands out a cudaStream_t object."""
-    try:
-        return int(stream)
-    except TypeError:
-        return int(stream.getPtr())
-
-
-class TrtRunner:
-    """Execute a serialised engine on numpy inputs (device memory through cuda-python)."""
-
-    def __init__(self, trt, engine_bytes: bytes):
-        self.trt = trt
-        self.cudart = import_cudart()
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
-        if self.engine is None:
-            raise TrtBuildError("TensorRT could not deserialise the engine (built by another TensorRT version or GPU?)")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        trt, cu, ctx = self.trt, self.cudart, self.context
-        h2d, d2h = cu.cudaMemcpyKind.cudaMemcpyHostToDevice, cu.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        stream = _ok(cu, cu.cudaStreamCreate())
-        ptrs = []
-        try:
-            for name in self.inputs:
-                a = np.ascontiguousarray(feeds[name], dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
-                ctx.set_input_shape(name, a.shape)
-                ptrs.append(_ok(cu, cu.cudaMalloc(max(a.nbytes, 1))))
-                _ok(cu, cu.cudaMemcpyAsync(ptrs[-1], a.ctypes.data, a.nbytes, h2d, stream))
-                ctx.set_tensor_address(name, ptrs[-1])
-            out = np.empty(tuple(ctx.get_tensor_shape("action")), dtype=trt.nptype(self.engine.get_tensor_dtype("action")))
-            ptrs.append(_ok(cu, cu.cudaMalloc(max(out.nbytes, 1))))
-            ctx.set_tensor_address("action", ptrs[-1])
-            if not ctx.execute_async_v3(_handle(stream)):
-                raise UserError("TensorRT engine execution failed")
-            _ok(cu, cu.cudaMemcpyAsync(out.ctypes.data, ptrs[-1], out.nbytes, d2h, stream))
-            _ok(cu, cu.cudaStreamSynchronize(stream))
-            return out.astype(np.float32)
-        finally:
-            for p in ptrs:
-                cu.cudaFree(p)
-            cu.cudaStreamDestroy(stream)
-
-
 # ----------------------------------------------------------------------------- bundle
 
 
@@ -295,8 +184,9 @@ def build_for_bundle(bundle: str | Path, batch_max: int = 16, fp16: bool = False
 
         ps = _rows(ParitySet.load(bundle / PARITY_NAME), int(batch_max))
         tol = TRT_FP16_TOLERANCE if fp16 else TRT_FP32_TOLERANCE
-        runner = TrtRunner(trt, built.read_bytes())
-        report = summarize(check_backend("tensorrt", runner, [ps], tol), tol, engine=name, gpu=gpu, tensorrt=version,
+        with TrtEngine(trt, built.read_bytes(), source=built) as runner:
+            checks = check_backend("tensorrt", runner, [ps], tol)
+        report = summarize(checks, tol, engine=name, gpu=gpu, tensorrt=version,
                            precision="fp16" if fp16 else "fp32", reused=reuse, engine_sha256=sha256_file(built),
                            timing_cache=cache_path.name, **want, **info)
         log_report("tensorrt", report)

@@ -7,7 +7,7 @@
             frame = cam.read()            # raises EndOfStream (an EOFError) after the last frame
 
 Frames are RGB uint8 (height, width, 3): centre-cropped to the output aspect ratio, then area-resized
-with numpy (no OpenCV on the robot computer). Frame.timestamp is on time.monotonic()'s clock so the
+with numpy (clamkit.imageops; no OpenCV on the robot computer). Frame.timestamp is on time.monotonic()'s clock so the
 runtime can measure camera-to-action age; Frame.depth (optional) is metres, float32, aligned to colour.
 
 pyrealsense2 facts this relies on (measured with 2.59 here, on recordings made with rs.software_device
@@ -28,7 +28,6 @@ pyrealsense2 facts this relies on (measured with 2.59 here, on recordings made w
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import threading
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from clamkit.errors import UserError, require
+from clamkit.imageops import center_crop, resize_area, resize_nearest
 from clamkit.robot.base import Camera, DeviceNotConnectedError, Frame
 from clamkit.robot.config_realsense import RealSenseConfig
 from clamkit.specs import ArraySpec
@@ -56,58 +56,6 @@ class CameraFault(ConnectionError):
 def _rs():
     return require("pyrealsense2", "realsense",
                    hint="pip install 'clamkit[realsense]' (on Linux it also needs libusb-1.0-0: apt-get install libusb-1.0-0)")
-
-
-# ----------------------------------------------------------------------------- numpy image helpers
-
-
-def center_crop(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The largest centred window of `img` with the aspect ratio width:height."""
-    h, w = img.shape[:2]
-    if w * height > h * width:  # too wide: trim the sides
-        cw = max(1, round(h * width / height))
-        x0 = (w - cw) // 2
-        return img[:, x0:x0 + cw]
-    ch = max(1, round(w * height / width))
-    y0 = (h - ch) // 2
-    return img[y0:y0 + ch]
-
-
-@functools.lru_cache(maxsize=16)
-def _area_weights(n_in: int, n_out: int) -> tuple[int, np.ndarray]:
-    """(p, W) for an exact area resize along one axis: n_in / n_out = p / q in lowest terms, so the pattern
-    repeats every p input pixels, and W (q, p) float32 holds q x (overlap of output i with input j) within a
-    group: integers, each row summing to p (box filter; exact area averaging)."""
-    g = np.gcd(n_in, n_out)
-    p, q = n_in // g, n_out // g
-    i, j = np.arange(q)[:, None], np.arange(p)[None, :]  # in units of 1/(p q) of a group: output i spans
-    overlap = np.minimum((i + 1) * p, (j + 1) * q) - np.maximum(i * p, j * q)  # [ip, (i+1)p), input j [jq, (j+1)q)
-    return p, np.clip(overlap, 0, None).astype(np.float32)
-
-
-def resize_area(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area-average resize of an (h, w, C) uint8 image to (height, width, C) uint8, rounded half up.
-
-    Integer arithmetic in float32 (exact while 255 x p_rows x p_cols < 2^24), one small matmul per axis over
-    groups of p pixels: ~1 ms for 480x480 -> 64x64, and bit-identical to the in-graph resize of
-    export/frame.py, which does the same sums."""
-    h, w, C = img.shape
-    if (h, w) == (height, width):
-        return np.array(img, copy=True)
-    (pr, Wr), (pc, Wc) = _area_weights(h, height), _area_weights(w, width)
-    x = img.astype(np.float32).reshape(h // pr, pr, w * C)  # (Gr, pr, w C)
-    x = np.matmul(Wr, x).reshape(height, w // pc, pc, C)  # (Gr, qr, w C) -> (H, Gc, pc, C)
-    s = np.matmul(Wc, x).reshape(height, width, C)  # (H, Gc, qc, C) -> (H, W, C): sums over pr x pc weight
-    area = float(pr * pc)
-    return np.floor((2 * s + area) / (2 * area)).astype(np.uint8)
-
-
-def resize_nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize (for depth: never mixes a surface with the background or a hole)."""
-    h, w = img.shape[:2]
-    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.intp), h - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.intp), w - 1)
-    return img[rows[:, None], cols[None, :]]
 
 
 # ----------------------------------------------------------------------------- recordings

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
+from clamkit.imageops import center_crop, resize_area
 from clamkit.robot.base import Camera, Frame, Robot
-from clamkit.robot.realsense import center_crop, resize_area
 from clamkit.specs import ArraySpec
 
 

@@ -13,7 +13,8 @@ from clamkit.cli import CONTEXT_SETTINGS, debug_enabled, handle_errors
 from clamkit.errors import UserError
 from clamkit.outcomes import EVAL_SEED
 from clamkit.runtime.backends import KINDS, make_backend
-from clamkit.runtime.loop import run_loop
+from clamkit.runtime.loop import LoopOptions, run_loop
+from clamkit.runtime.subscribers import Recorder
 from clamkit.runtime.telemetry import Telemetry, format_summary
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,11 @@ def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, reco
     tel = Telemetry(hz, live_every=live_every if live_every is not None else max(int(round(5 * hz)), 1) if hz else 1000)
     with make_backend(bundle, backend, meta=meta) as be:
         try:
-            summary = run_loop(rob, be, camera=cam, hz=hz, steps=steps, episodes=episodes, seed=seed, record=record,
-                               safety={"max_delta": max_delta, "max_frame_age": max_frame_age, "infer_timeout": infer_timeout,
-                                       "max_overrun": max_overrun}, telemetry=tel,
-                               dry_run=dry_run, report=report, report_extra={"bundle": str(bundle)})
+            opts = LoopOptions(hz=hz, steps=steps, episodes=episodes, seed=seed, dry_run=dry_run, report=report,
+                               safety={"max_delta": max_delta, "max_frame_age": max_frame_age,
+                                       "infer_timeout": infer_timeout, "max_overrun": max_overrun},
+                               report_extra={"bundle": str(bundle), "record": str(record) if record else None})
+            summary = run_loop(rob, be, cam, opts, subscribers=[Recorder(record)] if record else [], telemetry=tel)
         except UserError:
             raise
         except Exception as e:  # a fault; run_loop already stopped the robot and wrote the report

@@ -19,7 +19,8 @@ from clamkit.errors import UserError, require
 from clamkit.outcomes import SIM_KINDS, progress_postfix
 from clamkit.robot.base import Frame, Robot
 from clamkit.runtime.backends import make_backend
-from clamkit.runtime.loop import Subscriber, run_loop
+from clamkit.runtime.loop import LoopOptions, run_loop
+from clamkit.runtime.subscribers import Subscriber
 from clamkit.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,19 @@ class VideoRecorder(Subscriber):
         self._frames = []
 
 
+class _Outcomes(Subscriber):
+    """Collects each episode's outcome and shows the running success rate / return on a progress bar."""
+
+    def __init__(self, bar):
+        self.bar, self.outcomes = bar, []
+
+    def on_episode_end(self, obs, frame, info):
+        self.outcomes.append(info)
+        if self.bar is not None:
+            self.bar.set_postfix(progress_postfix(self.outcomes))
+            self.bar.update(1)
+
+
 def evaluate(bundle_dir: str | Path, env: str, episodes: int = 40, seed: int = 0, camera: str | None = None, *,
              backend: str = "ort", max_steps: int | None = None, video: str | Path | None = None,
              json_path: str | Path | None = None, robot_opts: dict | None = None, progress: bool = False,
@@ -86,21 +100,14 @@ def evaluate(bundle_dir: str | Path, env: str, episodes: int = 40, seed: int = 0
         from tqdm import tqdm
 
         bar = tqdm(total=episodes, desc=f"eval {env}", unit="ep")
-    outcomes: list[dict] = []
-
-    def on_episode(i, info):
-        outcomes.append(info)
-        if bar is not None:
-            bar.set_postfix(progress_postfix(outcomes))
-            bar.update(1)
-
+    outcomes = _Outcomes(bar)
     extra = {"bundle": str(bundle_dir), "env": env, "episodes_requested": episodes, "algo": meta.algo}
     try:
         with make_backend(bundle_dir, backend, meta=meta) as be:
             safety = {"max_delta": max_delta, "max_frame_age": None}  # sim frames are never stale
-            result = run_loop(robot, be, camera=cam, hz=0, steps=max_steps, episodes=episodes, seed=seed,
-                              safety=safety, telemetry=Telemetry(0), subscribers=subs, report=json_path,
-                              report_extra=extra, on_episode=on_episode)
+            opts = LoopOptions(hz=0, steps=max_steps, episodes=episodes, seed=seed, safety=safety, report=json_path,
+                               report_extra=extra)
+            result = run_loop(robot, be, cam, opts, subscribers=[*subs, outcomes], telemetry=Telemetry(0))
     finally:
         if bar is not None:
             bar.close()

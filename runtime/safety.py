@@ -11,9 +11,9 @@ And before a tick uses a camera frame: a frame older than `max_frame_age` raises
 which stops the run (the loop then sends nothing more and moves the robot to its safe pose).
 Two timing watchdogs, off unless set (clam-run sets an inference timeout by default): an inference
 slower than `infer_timeout` raises InferenceTimeout before its (late) action is sent, and a tick that
-ends more than `max_overrun` seconds past its deadline raises TickOverrun. The inference is not run on
-a separate thread, so a backend that never returns is not interrupted (the arm holds its last
-target; Ctrl-C twice aborts): the timeout fires when it returns.
+ends more than `max_overrun` seconds past its deadline raises TickOverrun. The loop runs inference on a
+worker thread and waits at most `infer_timeout` (runtime/inference.py), so a backend that never
+returns is stopped within the deadline too.
 """
 
 from __future__ import annotations

@@ -164,12 +164,9 @@ def fingerprint(datasets: list[Dataset]) -> str:
     return h.hexdigest()
 
 
-def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.device, pool: list[str] = ()) -> TrainData:
-    """Open, validate and index the datasets named on the command line (one-line UserError on bad input)."""
-    unl_ds, lab_ds = _open(unlabelled, "unlabelled"), _open(labelled, "labelled")
-    pool_ds = [Dataset(d) for d in pool]
-    everything = unl_ds + lab_ds + pool_ds
-
+def _obs_key(cfg, everything: list[Dataset]) -> tuple[str, ArraySpec]:
+    """The observation key the models read (data.obs; auto: state when every dataset has it) and its spec,
+    the same in every dataset."""
     key = cfg.data.obs
     if key == "auto":
         key = "state" if all("state" in ds.observation.keys for ds in everything) else "image"
@@ -186,20 +183,24 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
         raise UserError(f"{everything[0].root}: image observations must be uint8 (H, W, 3), got {list(spec.shape)} {spec.dtype}")
     if key == "state" and len(spec.shape) != 1:
         raise UserError(f"{everything[0].root}: state observations must be vectors, got shape {list(spec.shape)}")
+    return key, spec
 
-    actions = [ds for ds in everything if ds.action is not None]
+
+def _action_spec(lab_ds: list[Dataset], everything: list[Dataset]) -> ActionSpec:
+    """The labelled data's action spec; every dataset that has actions must agree with it."""
     if not any(ds.action is not None for ds in lab_ds):
         raise UserError(f"{lab_ds[0].root}: the labelled dataset has no action spec")
     action = next(ds.action for ds in lab_ds if ds.action is not None)
-    for ds in actions:
-        if (ds.action.dim, ds.action.semantics) != (action.dim, action.semantics):
+    for ds in everything:
+        if ds.action is not None and (ds.action.dim, ds.action.semantics) != (action.dim, action.semantics):
             raise UserError(f"spec mismatch: {ds.root} has {ds.action.dim}-D '{ds.action.semantics}' actions, "
                             f"the labelled data has {action.dim}-D '{action.semantics}'")
-    fps = {ds.fps for ds in everything}
-    if len(fps) > 1:
-        log.warning("datasets were recorded at different rates %s; the policy will use %s Hz", sorted(fps), everything[0].fps)
+    return action
 
-    # Episodes: windows need 3 frames. Unlabelled: every episode (labels, if any, stay hidden).
+
+def _episodes(unl_ds, lab_ds, pool_ds):
+    """(dataset, episode) pairs with the 3 frames a window needs: every unlabelled one (labels, if any, stay
+    hidden), the labelled ones of --labelled, every pool one."""
     unl_eps = [(ds, i) for ds in unl_ds for i in range(len(ds)) if ds.episodes[i]["length"] >= 3]
     lab_eps = [(ds, i) for ds in lab_ds for i in range(len(ds)) if ds.is_labelled(i) and ds.episodes[i]["length"] >= 3]
     if not unl_eps:
@@ -209,9 +210,12 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
     pool_eps = [(ds, i) for ds in pool_ds for i in range(len(ds)) if ds.episodes[i]["length"] >= 3]
     if pool_ds and not pool_eps:
         raise UserError(f"{', '.join(str(d.root) for d in pool_ds)}: no pool episodes with at least 3 frames")
+    return unl_eps, lab_eps, pool_eps
 
-    # Contents, once: crc32 against meta.json and NaN/Inf, naming the episode file. Opening a Dataset reads only
-    # headers (it is memory-mapped); this pass reads every byte the training will use, once.
+
+def _verify(key: str, unl_eps, lab_eps, pool_eps) -> None:
+    """Contents, once: crc32 against meta.json and NaN/Inf, naming the episode file. Opening a Dataset reads only
+    headers (it is memory-mapped); this pass reads every byte the training will use, once."""
     t0, seen = time.perf_counter(), set()
     keys = [(key, "action")] * len(unl_eps + lab_eps) + [(key,)] * len(pool_eps)  # a pool's actions are never read
     for (ds, i), k in zip(unl_eps + lab_eps + pool_eps, keys):
@@ -221,46 +225,72 @@ def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.dev
     if time.perf_counter() - t0 > 1.0:
         log.info("verified %d episodes in %.1f s", len(seen), time.perf_counter() - t0)
 
-    if cfg.data.storage == "auto":
-        total = sum(ds.episodes[i]["length"] for ds, i in unl_eps + lab_eps + pool_eps) * int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
-        in_memory = key == "state" or total < IN_MEMORY_BUDGET
-    else:
-        in_memory = cfg.data.storage == "ram"
+
+def _in_memory(cfg, key: str, spec: ArraySpec, eps) -> bool:
+    if cfg.data.storage != "auto":
+        return cfg.data.storage == "ram"
+    total = sum(ds.episodes[i]["length"] for ds, i in eps) * int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
+    return key == "state" or total < IN_MEMORY_BUDGET
+
+
+def _state_scaling(cfg, key: str, spec: ArraySpec, everything, lam: FrameStore, lab: FrameStore):
+    """(mean, std, delta_rms) of the state: normalisation from meta.json's statistics, and the RMS one-step change
+    of the normalised state per dimension (IDM/FDM input scaling). All None for images."""
+    if key != "state":
+        return None, None, None
+    s = merge_stats(ds.stats[key] for ds in everything if key in ds.stats)
+    if not s.get("count"):
+        raise UserError(f"{everything[0].root}: meta.json has no statistics for '{key}'")
+    mean = np.asarray(s["mean"], np.float32)
+    std = np.maximum(np.asarray(s["std"], np.float32), cfg.data.std_floor)
+    sq, n = np.zeros(spec.shape, np.float64), 0
+    for store in (lam, lab):  # lam holds unl's episodes too
+        f = (store.frames.cpu().numpy().astype(np.float64) - mean) / std  # (total, D)
+        d = np.diff(f, axis=0)  # (total-1, D); drop the differences across episode boundaries
+        keep = np.ones(len(d), bool)
+        keep[store.starts[1:] - 1] = False
+        sq += (d[keep] ** 2).sum(0)
+        n += int(keep.sum())
+    delta_rms = np.maximum(np.sqrt(sq / max(n, 1)), DELTA_FLOOR).astype(np.float32)
+    return mean, std, delta_rms
+
+
+def _action_range(action: ActionSpec, everything, lab_ds) -> tuple[np.ndarray, np.ndarray]:
+    """The action normalisation range: the bounds, or the recorded range (padded) where they are not finite."""
+    low, high = np.asarray(action.low, np.float32), np.asarray(action.high, np.float32)
+    if np.isfinite(low).all() and np.isfinite(high).all() and (high - low > 0).all():
+        return low, high
+    s = merge_stats(ds.stats["action"] for ds in everything if ds.action is not None and "action" in ds.stats)
+    if not s.get("count"):
+        raise UserError(f"{lab_ds[0].root}: the action bounds are not finite and meta.json has no action statistics "
+                        "to normalise with; record the data again or set finite bounds in meta.json")
+    lo, hi = np.asarray(s["min"], np.float32), np.asarray(s["max"], np.float32)
+    pad = np.maximum(0.05 * (hi - lo), 1e-3)
+    low = np.where(np.isfinite(low), low, lo - pad)
+    high = np.where(np.isfinite(high) & (high > low), high, hi + pad)
+    log.warning("action bounds are not finite; normalising actions to the recorded range [%s, %s]", low, high)
+    return low, high
+
+
+def load_data(cfg, unlabelled: list[str], labelled: list[str], device: torch.device, pool: list[str] = ()) -> TrainData:
+    """Open, validate and index the datasets named on the command line (one-line UserError on bad input)."""
+    unl_ds, lab_ds = _open(unlabelled, "unlabelled"), _open(labelled, "labelled")
+    pool_ds = [Dataset(d) for d in pool]
+    everything = unl_ds + lab_ds + pool_ds
+    key, spec = _obs_key(cfg, everything)
+    action = _action_spec(lab_ds, everything)
+    fps = {ds.fps for ds in everything}
+    if len(fps) > 1:
+        log.warning("datasets were recorded at different rates %s; the policy will use %s Hz", sorted(fps), everything[0].fps)
+
+    unl_eps, lab_eps, pool_eps = _episodes(unl_ds, lab_ds, pool_ds)
+    _verify(key, unl_eps, lab_eps, pool_eps)
+    in_memory = _in_memory(cfg, key, spec, unl_eps + lab_eps + pool_eps)
     unl = FrameStore("unlabelled", unl_eps, key, in_memory, device, with_actions=True)
     lab = FrameStore("labelled", lab_eps, key, in_memory, device, with_actions=True)
     lam = FrameStore("pool+unlabelled", pool_eps + unl_eps, key, in_memory, device, with_actions=False) if pool_eps else unl
-
-    mean = std = None
-    if key == "state":
-        s = merge_stats(ds.stats[key] for ds in everything if key in ds.stats)
-        if not s.get("count"):
-            raise UserError(f"{everything[0].root}: meta.json has no statistics for '{key}'")
-        mean = np.asarray(s["mean"], np.float32)
-        std = np.maximum(np.asarray(s["std"], np.float32), cfg.data.std_floor)
-
-    delta_rms = None
-    if key == "state":  # RMS one-step change of the normalised state, per dim (IDM/FDM input scaling)
-        sq, n = np.zeros(spec.shape, np.float64), 0
-        for store in (lam, lab):  # lam holds unl's episodes too
-            f = (store.frames.cpu().numpy().astype(np.float64) - mean) / std  # (total, D)
-            d = np.diff(f, axis=0)  # (total-1, D); drop the differences across episode boundaries
-            keep = np.ones(len(d), bool)
-            keep[store.starts[1:] - 1] = False
-            sq += (d[keep] ** 2).sum(0)
-            n += int(keep.sum())
-        delta_rms = np.maximum(np.sqrt(sq / max(n, 1)), DELTA_FLOOR).astype(np.float32)
-
-    low, high = np.asarray(action.low, np.float32), np.asarray(action.high, np.float32)
-    if not (np.isfinite(low).all() and np.isfinite(high).all()) or (high - low <= 0).any():
-        s = merge_stats(ds.stats["action"] for ds in actions if "action" in ds.stats)
-        if not s.get("count"):
-            raise UserError(f"{lab_ds[0].root}: the action bounds are not finite and meta.json has no action statistics "
-                            "to normalise with; record the data again or set finite bounds in meta.json")
-        lo, hi = np.asarray(s["min"], np.float32), np.asarray(s["max"], np.float32)
-        pad = np.maximum(0.05 * (hi - lo), 1e-3)
-        low = np.where(np.isfinite(low), low, lo - pad)
-        high = np.where(np.isfinite(high) & (high > low), high, hi + pad)
-        log.warning("action bounds are not finite; normalising actions to the recorded range [%s, %s]", low, high)
+    mean, std, delta_rms = _state_scaling(cfg, key, spec, everything, lam, lab)
+    low, high = _action_range(action, everything, lab_ds)
 
     rng = np.random.default_rng(cfg.run.seed)
     lab_train, lab_val = _split(len(lab), cfg.data.holdout, rng)

@@ -19,7 +19,8 @@ what is exported.
 policy.pt (torch.save of plain types and tensors, loadable with weights_only=True):
   {"format": "clamkit-policy", "version": 1, "arch": {...}, "state_dict": {...},
    "meta": {"observation", "action", "fps", "la_dim", "algo", "provenance"},
-   "samples": {key: tensor (n, *shape)}}
+   "samples": {key: tensor (n, *shape)},
+   "sha256": content hash of all the above (trainer/integrity.py), checked on load}
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from clamkit.errors import UserError
 from clamkit.fileio import write_atomic
 from clamkit.trainer import conv, mlp
+from clamkit.trainer.integrity import seal, verify
 
 FORMAT = "clamkit-policy"
 VERSION = 1
@@ -126,6 +128,7 @@ def save_policy(path: str | Path, policy: DeployPolicy, meta: dict, samples: dic
     blob = {"format": FORMAT, "version": VERSION, "arch": policy.arch,
             "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
             "meta": meta, "samples": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in samples.items()}}
+    blob = seal(blob)  # verified on load: a flipped byte is an error, not a different policy
     return write_atomic(path, lambda f: torch.save(blob, f))
 
 
@@ -147,6 +150,7 @@ def _read(path: str | Path) -> dict:
         raise UserError(f"{path}: not a clamkit policy file")
     if blob.get("version") != VERSION:
         raise UserError(f"{path}: policy format version {blob.get('version')!r} is not supported (this clamkit reads {VERSION})")
+    verify(blob, path, hint="re-run clam-train or restore the file")
     return blob
 
 

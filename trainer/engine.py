@@ -36,6 +36,7 @@ from tqdm import tqdm
 from clamkit.config import save_config, to_dict
 from clamkit.errors import UserError
 from clamkit.fileio import write_atomic
+from clamkit.trainer.integrity import seal, verify
 
 log = logging.getLogger(__name__)
 CKPT_NAME = "checkpoint.pt"
@@ -202,6 +203,7 @@ class Run:
             raise UserError(f"{self.ckpt_path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
         if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
             raise UserError(f"{self.ckpt_path}: not a clamkit checkpoint")
+        verify(ckpt, self.ckpt_path, hint="restore it, or train again without --resume")
         if ckpt.get("world_size") != self.world:
             raise UserError(f"{self.ckpt_path}: was written by {ckpt['world_size']} process(es); resume with the same --nproc-per-node")
         return ckpt
@@ -235,6 +237,7 @@ class Run:
         blob = {"format": CKPT_FORMAT, "version": 1, "algo": algo.name, "config": to_dict(self.cfg), "stage": stage,
                 "step": step, "global_step": global_step, "world_size": self.world, "algo_state": algo.state_dict(),
                 "per_rank": per_rank, "fingerprint": self.fingerprint, "elapsed": time.perf_counter() - self.t0}
+        blob = seal(blob)  # verified on --resume: a flipped byte is an error, not a silently different state
         try:
             write_atomic(self.ckpt_path, lambda f: torch.save(blob, f))
         except OSError as e:  # a full disk, a quota: the previous checkpoint is untouched

@@ -90,13 +90,17 @@ def _run_latents(run: Path, datasets: list[Path], max_episodes: int) -> list[Tra
     import torch
 
     from clamkit.trainer.deploy import load_policy
+    from clamkit.trainer.integrity import verify
 
     ckpt_path = run / "checkpoint.pt"
     if not ckpt_path.is_file():
         raise UserError(f"{ckpt_path}: missing; clam-view needs the run's checkpoint for the latent relabels")
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        verify(ckpt, ckpt_path, hint="restore it from a copy")
         z = ckpt["algo_state"]["extra"]["relabels"].float()  # (frames, Z), NaN where no window
+    except UserError:
+        raise
     except (KeyError, TypeError) as e:
         raise UserError(f"{ckpt_path}: has no latent relabels (not a CLAM run, or stopped before the relabel stage: {e})") from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many types on a damaged file

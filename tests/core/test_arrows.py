@@ -27,7 +27,7 @@ def test_the_packages_form_the_documented_layers():
         "record": ["core", "robot"],
         "runtime": ["core", "robot"],
         "trainer": ["core", "torch"],
-        "export": ["core", "robot", "torch"],  # robot: the numpy camera path the in-graph resize is checked against
+        "export": ["core", "runtime", "torch"],  # runtime: the one TensorRT runner and engine-name rule (runtime/trt.py)
         "view": ["core", "torch", "trainer"],  # torch and trainer inside the function that reads a RUN
         "pipeline": ["core", "export", "runtime", "trainer"],
     }

@@ -5,7 +5,8 @@ and is what `clamkit.pipeline.policy_loader` returns in these tests, so `clam-ex
 runs its real code path. Stand-in runs are small dirs: policy.pt (kind, kwargs, state_dict,
 meta) + samples.npz (recorded observations).
 
-The fake `tensorrt` and CUDA runtime live in fake_trt.py (torch-free, so a subprocess can use them).
+The fake `tensorrt` and CUDA runtime are tests/fake_trt.py, shared with the runtime's TrtBackend tests (the
+`fake_trt` fixture is in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -160,26 +161,6 @@ def state_bundle(tmp_path_factory, state_run):
 
 
 # ----------------------------------------------------------------------------- fake TensorRT
-
-
-def _load_fake_trt():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("clamkit_test_fake_trt", Path(__file__).with_name("fake_trt.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fake_trt_module = _load_fake_trt()
-
-
-@pytest.fixture
-def fake_trt(monkeypatch):
-    trt = fake_trt_module.FakeTRT(cudart=fake_trt_module.make_fake_cudart())
-    for name, mod in fake_trt_module.install(trt, {}).items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    return trt
 
 
 @pytest.fixture

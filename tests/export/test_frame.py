@@ -14,8 +14,8 @@ from clamkit.bundle import read_meta
 from clamkit.pipeline import export_main as main
 from clamkit.export.frame import FramePreprocess, area_weights, numpy_camera_path, raw_frames
 from clamkit.export.parity import PARITY_NAME, OnnxRunner
+from clamkit.trainer import deploy
 
-deploy = pytest.importorskip("clamkit.trainer.deploy")
 
 
 @pytest.mark.parametrize("frame_hw, out_hw, exact", [((480, 640), (64, 64), True), ((480, 640), (84, 84), False),

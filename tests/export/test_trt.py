@@ -8,13 +8,17 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import clamkit.export.trt as trtmod
+import clamkit.runtime.trt as rt
 from clamkit.bundle import read_meta
-from clamkit.errors import MissingDependency
+from clamkit.errors import BundleError, MissingDependency
+from clamkit.export.parity import PARITY_NAME, ParitySet
 from clamkit.pipeline import export_main as main
+from clamkit.runtime.backends import TrtBackend, make_backend
 
 ENGINE32 = "policy.nvidia-geforce-rtx-4090-trt10.3.0-fp32.engine"
 ENGINE16 = "policy.nvidia-geforce-rtx-4090-trt10.3.0-fp16.engine"
@@ -153,7 +157,7 @@ def test_bundle_trt_path_is_torch_free(state_bundle, tmp_path):
     (subprocess with the fake TensorRT), and without TensorRT it stops with the one-line hint."""
     b = tmp_path / "b"
     shutil.copytree(state_bundle, b)
-    fake = str(Path(__file__).with_name("fake_trt.py"))
+    fake = str(Path(__file__).parents[1] / "fake_trt.py")
     code = textwrap.dedent(f"""
         import importlib.util, sys
         if sys.argv[1] == "fake":
@@ -182,11 +186,23 @@ def test_gpu_name_falls_back_to_nvidia_smi(monkeypatch):
     def no_cuda():
         raise MissingDependency("no cuda-python")
 
-    monkeypatch.setattr(trtmod, "import_cudart", no_cuda)
-    monkeypatch.setattr(trtmod.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "NVIDIA H100 80GB HBM3\n", ""))
-    assert trtmod.gpu_name() == "NVIDIA H100 80GB HBM3"
-    assert trtmod.engine_name("NVIDIA H100 80GB HBM3", "10.3.0", True) == "policy.nvidia-h100-80gb-hbm3-trt10.3.0-fp16.engine"
-    assert trtmod.sanitize("  Orin (nvgpu)/x ") == "orin-nvgpu-x"
+    monkeypatch.setattr(rt, "import_cudart", no_cuda)
+    monkeypatch.setattr(rt.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "NVIDIA H100 80GB HBM3\n", ""))
+    assert rt.gpu_name() == "NVIDIA H100 80GB HBM3"
+
+
+def test_one_engine_name_rule_for_builder_and_runtime(tmp_path):
+    """The builder names the file with engine_name and the runtime looks for exactly that name (there were two
+    rules: one kept the dots of '10.3.0', the other dropped them)."""
+    name = rt.engine_name("NVIDIA H100 80GB HBM3", "10.3.0", True)
+    assert name == "policy.nvidia-h100-80gb-hbm3-trt10.3.0-fp16.engine"
+    assert rt.sanitize("  Orin (nvgpu)/x ") == "orin-nvgpu-x"
+    assert rt.engine_name("Orin (nvgpu)", "10.3.0.post1+cu12", False) == "policy.orin-nvgpu-trt10.3.0.post1-cu12-fp32.engine"
+    (tmp_path / "policy.nvidia-h100-80gb-hbm3-trt1030-fp16.engine").write_bytes(b"")  # dots dropped: not this version
+    with pytest.raises(BundleError, match="no engine for GPU"):
+        rt.find_engine(tmp_path, "10.3.0", "NVIDIA H100 80GB HBM3")
+    (tmp_path / name).write_bytes(b"")
+    assert rt.find_engine(tmp_path, "10.3.0", "NVIDIA H100 80GB HBM3").name == name
 
 
 def test_cli_usage_errors(state_bundle, standin, state_run):
@@ -209,10 +225,17 @@ def test_failed_build_leaves_no_engine_or_temp(fake_trt, bundle, monkeypatch):
     assert "tensorrt" not in read_meta(bundle).parity
 
 
-def test_runtime_finds_and_accepts_the_engine(fake_trt, bundle):
-    """Contract with clamkit.runtime: it locates this GPU's engine by name and accepts its parity record."""
-    backends = pytest.importorskip("clamkit.runtime.backends")
-    assert _trt([bundle, "--trt"]).exit_code == 0
-    path = backends.find_engine(bundle, "10.3.0", "NVIDIA GeForce RTX 4090")
-    assert path.name == ENGINE32
-    backends.check_engine_record(read_meta(bundle), path)  # raises on a failed / stale record
+def test_runtime_runs_the_engine_clam_export_built(fake_trt, bundle):
+    """End to end on the one fake: clam-export --trt builds the engine from policy.onnx, TrtBackend finds it by
+    name, accepts its parity record and computes the same actions as onnxruntime on the same graph."""
+    assert _trt([bundle, "--trt", "--fp16"]).exit_code == 0
+    path = rt.find_engine(bundle, "10.3.0", "NVIDIA GeForce RTX 4090")
+    assert path.name == ENGINE16
+    rt.check_engine_record(read_meta(bundle), path)  # raises on a failed / stale record
+    ps = ParitySet.load(bundle / PARITY_NAME)
+    with make_backend(bundle, "trt") as trt_be, make_backend(bundle, "ort") as ort_be:
+        assert isinstance(trt_be, TrtBackend) and trt_be.engine_path == path
+        for i in range(3):
+            obs = {k: v[i] for k, v in ps.inputs.items()}
+            np.testing.assert_allclose(trt_be.infer(obs), ort_be.infer(obs), atol=2e-3)  # fp16 engine
+            np.testing.assert_allclose(trt_be.infer(obs), ps.action[i], atol=2e-3)  # and torch's recorded answer

@@ -8,6 +8,7 @@ delivering, a NaN streak, an inference timeout and a tick overrun, all through r
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import numpy as np
@@ -17,8 +18,9 @@ from click.testing import CliRunner
 from clamkit.dataset import Dataset
 from clamkit.robot.fake import FakeCamera, FakeFault, FakeRobot
 from clamkit.runtime.backends import make_backend
-from clamkit.runtime.loop import run_loop
+from clamkit.runtime.loop import LoopOptions, run_loop
 from clamkit.runtime.safety import InferenceTimeout, NonFiniteActions, TickOverrun
+from clamkit.runtime.subscribers import Recorder
 
 pytest.importorskip("onnxruntime")
 
@@ -58,8 +60,7 @@ def test_fault_goes_safe_records_and_reports(name, rel, tmp_path):
     with make_backend(rel.write_bundle(tmp_path / "b")) as be:
         backend = Wrapped(be, *wrap, robot=robot) if wrap else be
         with pytest.raises(fault):
-            run_loop(robot, backend, camera=camera, hz=hz, steps=50, record=tmp_path / "rec", report=tmp_path / "r.json",
-                     safety=safety)
+            run_loop(robot, backend, camera, LoopOptions(hz=hz, steps=50, report=tmp_path / "r.json", safety=safety), subscribers=[Recorder(tmp_path / "rec")])
     assert len(robot.sent) == sent  # nothing was sent after the fault (a late or NaN action never reaches the robot)
     assert robot.go_safe_calls == 1 and not robot.is_connected
     assert camera is None or not camera.is_connected
@@ -103,3 +104,46 @@ class _SlowContext(Wrapped):
 
     def __exit__(self, *exc):
         self.inner.close()
+
+
+class HangingBackend:
+    """From call `at` on, infer() never returns (a wedged GPU, a deadlocked driver) until `release` is set."""
+
+    def __init__(self, inner, at: int):
+        self.inner, self.at, self.calls = inner, at, 0
+        self.meta, self.name = inner.meta, "hanging"
+        self.release = threading.Event()
+
+    def infer(self, obs):
+        self.calls += 1
+        if self.calls >= self.at:
+            self.release.wait()  # "forever": the test sets it only to clean up
+        return self.inner.infer(obs)
+
+
+def test_hung_backend_is_stopped_within_the_deadline(rel, tmp_path):
+    """The watchdog does not wait for a hung inference to return: the run stops within infer_timeout, sends
+    nothing more, goes to the safe pose and reports one line (before: it waited forever)."""
+    robot = FakeRobot(dim=2, semantics="test:delta", max_steps=1000)
+    outcome = {}
+    with make_backend(rel.write_bundle(tmp_path / "b")) as be:
+        backend = HangingBackend(be, at=4)  # warm-up + 2 ticks answer, the 3rd tick's inference hangs
+
+        def run():
+            t0 = time.perf_counter()
+            try:
+                run_loop(robot, backend, None, LoopOptions(hz=0, steps=50, report=tmp_path / "r.json",
+                                                           safety={"infer_timeout": 0.2}))
+            except BaseException as e:  # noqa: BLE001 - inspected below
+                outcome["error"] = e
+            outcome["seconds"] = time.perf_counter() - t0
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(timeout=15)  # bounded: a loop that waits for the hung call must not hang the suite
+        backend.release.set()
+        assert not worker.is_alive(), "run_loop still waiting for the hung inference"
+    assert isinstance(outcome.get("error"), InferenceTimeout) and outcome["seconds"] < 10
+    assert len(robot.sent) == 2 and robot.go_safe_calls == 1 and not robot.is_connected
+    reason = json.loads((tmp_path / "r.json").read_text())["stop_reason"]
+    assert reason.startswith("fault: InferenceTimeout") and "200 ms" in reason and "\n" not in reason

@@ -28,7 +28,8 @@ from clamkit.robot.emulate import EmulatedWidowXRobot  # noqa: E402
 from clamkit.robot.emulate.world import EmulatedWorld  # noqa: E402
 from clamkit.robot.widowx import WidowXFault  # noqa: E402
 from clamkit.runtime.backends import Backend  # noqa: E402
-from clamkit.runtime.loop import run_loop  # noqa: E402
+from clamkit.runtime.loop import LoopOptions, run_loop  # noqa: E402
+from clamkit.runtime.subscribers import Recorder  # noqa: E402
 from clamkit.specs import ArraySpec, ObservationSpec  # noqa: E402
 
 # Quick home/sleep moves (the defaults take >= 2 s each, like Interbotix's own).
@@ -229,7 +230,7 @@ def test_injected_fault_ends_in_the_safe_pose_with_the_recording_kept(tmp_path, 
     robot = EmulatedWidowXRobot(**FAST)
     backend = Reach(lambda t: robot.world.inject(fault, **params) if t == 3 else None)
     with pytest.raises(WidowXFault, match=reason) as e:
-        run_loop(robot, backend, hz=5, steps=15, episodes=1, record=tmp_path / "rec", report=tmp_path / "r.json")
+        run_loop(robot, backend, None, LoopOptions(hz=5, steps=15, episodes=1, report=tmp_path / "r.json"), subscribers=[Recorder(tmp_path / "rec")])
     assert "\n" not in str(e.value)
     ep = Dataset(tmp_path / "rec").episodes[0]
     assert 4 <= ep["length"] <= 7  # ticks 0-3 (+ the one or two it took to notice), kept
@@ -256,8 +257,8 @@ def world():
 
 @pytest.fixture
 def emulated_camera(world):
-    rs_emulator = pytest.importorskip("clamkit.robot.emulate.realsense")
     pytest.importorskip("pyrealsense2")
+    from clamkit.robot.emulate import realsense as rs_emulator
     cams = []
 
     def make(**kwargs):
@@ -348,7 +349,7 @@ def test_camera_lost_mid_run_ends_in_the_safe_pose_with_the_recording_kept(tmp_p
                           reconnect_backoff=0.05, reconnect_backoff_max=0.1)
     backend = Reach(lambda t: robot.camera.unplug(None) if t == 3 else None, image=True)
     with pytest.raises(Exception) as e:  # noqa: B017 - the watchdog (StaleFrame) or CameraFault, whichever is first
-        run_loop(robot, backend, camera=cam, hz=5, steps=20, episodes=1, record=tmp_path / "rec")
+        run_loop(robot, backend, cam, LoopOptions(hz=5, steps=20, episodes=1), subscribers=[Recorder(tmp_path / "rec")])
     assert type(e.value).__name__ in ("StaleFrame", "CameraFault") and "\n" not in str(e.value)
     ep = Dataset(tmp_path / "rec").episodes[0]
     assert 3 <= ep["length"] <= 8  # the ticks before the camera went, kept

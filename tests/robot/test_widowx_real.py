@@ -303,9 +303,10 @@ def test_context_manager_disconnects(monkeypatch):
 
 
 def test_ctrl_c_in_the_runtime_loop_stops_sending_and_goes_safe(monkeypatch):
-    loop = pytest.importorskip("clamkit.runtime.loop")
     from clamkit.bundle import BundleMeta
+    from clamkit.runtime import loop
     from clamkit.runtime.backends import Backend
+    from clamkit.runtime.loop import LoopOptions
     from clamkit.specs import ArraySpec, ObservationSpec
 
     class CtrlCBackend(Backend):
@@ -326,7 +327,7 @@ def test_ctrl_c_in_the_runtime_loop_stops_sending_and_goes_safe(monkeypatch):
 
     calls = fake.install(monkeypatch)
     robot = WidowXRobot()
-    summary = loop.run_loop(robot, CtrlCBackend(), hz=0, steps=20)
+    summary = loop.run_loop(robot, CtrlCBackend(), None, LoopOptions(hz=0, steps=20))
     assert summary["stop_reason"].startswith("interrupted")
     names = calls.names()
     ticks = [c for c in calls.of("arm.set_joint_positions") if c[2]["blocking"] is False]

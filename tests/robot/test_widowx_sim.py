@@ -244,7 +244,7 @@ def test_arm_tracks_each_tick_like_a_dynamixel():
 def test_sim_camera_sees_what_the_realsense_path_makes_of_a_640x480_capture():
     """widowx-sim's camera renders the D435's 640x480 and centre-crops + area-resizes it with the RealSense
     backend's own functions, so training frames are the frames a deployment sees."""
-    from clamkit.robot.realsense import center_crop, resize_area
+    from clamkit.imageops import center_crop, resize_area
 
     r = WidowXSimRobot(task="place-block")
     r.connect()

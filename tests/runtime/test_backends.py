@@ -1,10 +1,8 @@
-"""Backends: onnxruntime on the tiny bundles, TensorRT against a fake `tensorrt` + `cuda` pair that
-records calls and computes the same policy through real host-memory "device" pointers."""
+"""Backends: onnxruntime on the tiny bundles; TensorRT against the one fake `tensorrt` + `cuda` pair
+(tests/fake_trt.py), whose engines are built by clam-export's builder and run the bundle's ONNX graph."""
 
-import ctypes
 import logging
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -12,11 +10,13 @@ import pytest
 from clamkit.bundle import read_meta, sha256_file, write_meta
 from clamkit.errors import BundleError, MissingDependency
 from clamkit.robot.fake import FakeRobot
-from clamkit.runtime.backends import OrtBackend, TrtBackend, find_engine, make_backend
-from clamkit.runtime.loop import run_loop
+import clamkit.runtime.trt as rt
+from clamkit.runtime.backends import OrtBackend, TrtBackend, make_backend
+from clamkit.runtime.loop import LoopOptions, run_loop
 
 GPU = "NVIDIA H100 80GB HBM3"
-TRT_VERSION = "10.3.0"
+TRT_VERSION = "10.3.0"  # the fake's
+ENGINE = f"policy.nvidia-h100-80gb-hbm3-trt{TRT_VERSION}-fp16.engine"  # as clam-export --trt names it
 
 
 def test_ort_state_bundle_matches_numpy(bundles):
@@ -56,189 +56,82 @@ def test_auto_falls_back_to_ort_with_a_warning(bundles, monkeypatch, caplog):
     assert any("falling back to onnxruntime" in r.message for r in caplog.records)
 
 
-# ----------------------------------------------------------------------------- fake TensorRT
+# ----------------------------------------------------------------------------- TensorRT (tests/fake_trt.py)
 
 
-class FakeCuda:
-    """cuda-python's runtime API over host memory: 'device' pointers are ctypes buffers."""
+def build(bundle, fake_trt, fp16=True, record: dict | None = None):
+    """Build the bundle's engine with clam-export's builder against the shared fake (the engine runs
+    policy.onnx), named as clam-export names it, with the parity record clam-export would write."""
+    from clamkit.export.trt import build_engine
 
-    class cudaMemcpyKind:  # noqa: N801 - mirrors cuda-python
-        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
-
-    class Stream:
-        def __int__(self):
-            return 0xC0FFEE
-
-    def __init__(self):
-        self.calls, self.buffers = [], {}
-
-    def cudaSetDevice(self, dev):
-        self.calls.append(("cudaSetDevice", dev))
-        return (0,)
-
-    def cudaGetDeviceProperties(self, dev):
-        return (0, types.SimpleNamespace(name=GPU.encode()))
-
-    def cudaMalloc(self, n):
-        buf = ctypes.create_string_buffer(n)
-        self.buffers[ctypes.addressof(buf)] = buf
-        self.calls.append(("cudaMalloc", n))
-        return (0, ctypes.addressof(buf))
-
-    def cudaFree(self, ptr):
-        self.calls.append(("cudaFree", ptr))
-        self.buffers.pop(ptr)
-        return (0,)
-
-    def cudaStreamCreate(self):
-        self.calls.append(("cudaStreamCreate",))
-        return (0, self.Stream())
-
-    def cudaStreamDestroy(self, s):
-        self.calls.append(("cudaStreamDestroy",))
-        return (0,)
-
-    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
-        assert isinstance(stream, self.Stream)
-        ctypes.memmove(dst, src, n)
-        self.calls.append(("cudaMemcpyAsync", kind, n))
-        return (0,)
-
-    def cudaStreamSynchronize(self, stream):
-        self.calls.append(("cudaStreamSynchronize",))
-        return (0,)
-
-
-def fake_tensorrt(W: np.ndarray, calls: list):
-    """A tensorrt module whose engine computes action = tanh(state @ W), reading and writing the
-    addresses the backend bound, as a real engine would on the GPU."""
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = TRT_VERSION
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
-    trt.float32 = "float32"
-    trt.nptype = lambda dt: {"float32": np.float32}[dt]
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, level):
-            calls.append(("Logger", level))
-
-    class Context:
-        def __init__(self):
-            self.addr, self.shapes = {}, {}
-
-        def set_input_shape(self, name, shape):
-            calls.append(("set_input_shape", name, tuple(shape)))
-            self.shapes[name] = tuple(shape)
-            return True
-
-        def get_tensor_shape(self, name):
-            return (self.shapes["state"][0], W.shape[1])
-
-        def set_tensor_address(self, name, ptr):
-            calls.append(("set_tensor_address", name))
-            self.addr[name] = ptr
-
-        def execute_async_v3(self, stream_handle):
-            calls.append(("execute_async_v3", stream_handle))
-            x = np.ctypeslib.as_array((ctypes.c_float * W.shape[0]).from_address(self.addr["state"]))
-            y = np.ctypeslib.as_array((ctypes.c_float * W.shape[1]).from_address(self.addr["action"]))
-            y[:] = np.tanh(x @ W)
-            return True
-
-    class Engine:
-        num_io_tensors = 2
-
-        def get_tensor_name(self, i):
-            return ["state", "action"][i]
-
-        def get_tensor_mode(self, name):
-            return "INPUT" if name == "state" else "OUTPUT"
-
-        def get_tensor_dtype(self, name):
-            return "float32"
-
-        def create_execution_context(self):
-            return Context()
-
-    class Runtime:
-        def __init__(self, logger):
-            calls.append(("Runtime",))
-
-        def deserialize_cuda_engine(self, data):
-            calls.append(("deserialize_cuda_engine", data))
-            return Engine() if data == b"fake-engine" else None
-
-    trt.Logger, trt.Runtime = Logger, Runtime
-    return trt
-
-
-@pytest.fixture
-def fake_trt(monkeypatch):
-    calls = []
-    cuda = FakeCuda()
-    W = np.concatenate([-np.eye(2), np.eye(2)]).astype(np.float32) * 5.0  # the state bundle's weights
-    pkg, bindings, runtime = types.ModuleType("cuda"), types.ModuleType("cuda.bindings"), types.ModuleType("cuda.bindings.runtime")
-    for name in dir(cuda):
-        if name.startswith("cuda"):
-            setattr(runtime, name, getattr(cuda, name))
-    pkg.bindings, bindings.runtime = bindings, runtime
-    monkeypatch.setitem(sys.modules, "cuda", pkg)
-    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
-    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", runtime)
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(W, calls))
-    return types.SimpleNamespace(calls=calls, cuda=cuda)
-
-
-ENGINE = f"policy.nvidia-h100-80gb-hbm3-trt{TRT_VERSION}-fp16.engine"  # as clam-export --trt names it
-
-
-def _add_engines(bundle, record: dict | None = None):
-    (bundle / f"policy.nvidia-a100-sxm4-40gb-trt{TRT_VERSION}-fp16.engine").write_bytes(b"other-gpu")
-    (bundle / f"policy.nvidia-h100-80gb-hbm3-trt{TRT_VERSION}-fp32.engine").write_bytes(b"fp32")
-    (bundle / ENGINE).write_bytes(b"fake-engine")
-    if record is not None:  # the parity record clam-export --trt writes into clam.json
+    name = rt.engine_name(fake_trt.cudart.gpu, fake_trt.__version__, fp16)
+    cache = bundle / rt.timing_cache_name(fake_trt.cudart.gpu, fake_trt.__version__)
+    build_engine(fake_trt, bundle / "policy.onnx", bundle / name, cache, batch_max=4, fp16=fp16, workspace_mb=64)
+    if record is not None:
         meta = read_meta(bundle)
-        meta.parity["tensorrt"] = {ENGINE: {"passed": True, "onnx_sha256": meta.onnx_sha256, "max_abs_error": 1e-4,
-                                            "engine_sha256": sha256_file(bundle / ENGINE), "precision": "fp16"} | record}
+        meta.parity["tensorrt"] = {name: {"passed": True, "onnx_sha256": meta.onnx_sha256, "max_abs_error": 1e-4,
+                                          "engine_sha256": sha256_file(bundle / name), "precision": "fp16"} | record}
         write_meta(bundle, meta)
+    return bundle / name
 
 
 def test_find_engine_picks_this_gpu_and_version(bundles):
     b = bundles("state")
     with pytest.raises(BundleError, match="no TensorRT engine"):
-        find_engine(b, TRT_VERSION, GPU)
-    _add_engines(b)
-    assert find_engine(b, TRT_VERSION, GPU).name == ENGINE
+        rt.find_engine(b, TRT_VERSION, GPU)
+    (b / f"policy.nvidia-a100-sxm4-40gb-trt{TRT_VERSION}-fp16.engine").write_bytes(b"other-gpu")
+    (b / f"policy.nvidia-h100-80gb-hbm3-trt{TRT_VERSION}-fp32.engine").write_bytes(b"fp32")
+    assert rt.find_engine(b, TRT_VERSION, GPU).name == f"policy.nvidia-h100-80gb-hbm3-trt{TRT_VERSION}-fp32.engine"
+    (b / ENGINE).write_bytes(b"fp16")
+    assert rt.find_engine(b, TRT_VERSION, GPU).name == ENGINE  # fp16 preferred
     with pytest.raises(BundleError, match="no engine for GPU"):
-        find_engine(b, "10.9.0", GPU)
+        rt.find_engine(b, "10.9.0", GPU)
 
 
-def test_trt_backend_runs_the_engine_by_tensor_name(bundles, fake_trt):
-    b = bundles("state", dim=2, gain=5.0)
-    _add_engines(b, record={})
+@pytest.fixture
+def h100(fake_trt):
+    fake_trt.cudart.gpu = GPU
+    return fake_trt
+
+
+@pytest.mark.parametrize("kind", ["state", "image"])
+def test_trt_backend_runs_the_engine_built_from_the_bundle(bundles, h100, kind):
+    b = bundles(kind)
+    assert build(b, h100, fp16=False, record={}).name == ENGINE.replace("fp16", "fp32")
     be = make_backend(b, "trt")
     assert isinstance(be, TrtBackend) and be.name == f"trt:{TRT_VERSION}"
-    s = np.array([0.1, -0.2, 0.3, 0.0], np.float32)
+    rng = np.random.default_rng(0)
     with OrtBackend(b) as ort_be:
-        np.testing.assert_allclose(be.infer({"state": s}), ort_be.infer({"state": s}), rtol=1e-5)
-    calls = fake_trt.calls
-    assert ("deserialize_cuda_engine", b"fake-engine") in calls
-    assert ("set_input_shape", "state", (1, 4)) in calls
-    assert {c[1] for c in calls if c[0] == "set_tensor_address"} == {"state", "action"}
-    assert ("execute_async_v3", 0xC0FFEE) in calls
-    kinds = [c[1] for c in fake_trt.cuda.calls if c[0] == "cudaMemcpyAsync"]
-    assert kinds == [1, 2]  # one host->device (state), one device->host (action) per infer
-    assert fake_trt.cuda.calls[-1] == ("cudaStreamSynchronize",)
-    summary = run_loop(FakeRobot(dim=2, max_steps=30), be, hz=0)  # the same loop as ORT
-    assert summary["backend"] == be.name and summary["success_rate"] == 1.0
+        for _ in range(3):
+            obs = {k: (rng.normal(0, 1, v.shape).astype(np.float32) if v.dtype == "float32"
+                       else rng.integers(0, 256, v.shape, dtype=np.uint8)) for k, v in be.meta.observation.keys.items()}
+            np.testing.assert_allclose(be.infer(obs), ort_be.infer(obs), rtol=1e-6, atol=1e-7)
+    calls, cu = h100.calls, h100.cudart.calls
+    assert ("set_input_shape", be.meta.inputs[0], (1, *be.meta.observation.keys[be.meta.inputs[0]].shape)) in calls
+    assert {c[1] for c in calls if c[0] == "set_tensor_address"} == {*be.meta.inputs, "action"}
+    assert ("execute_async_v3", 7) in calls  # the stream handle as an int
+    n_malloc = sum(c[0] == "cudaMalloc" for c in cu)
+    be.infer(obs)
+    assert sum(c[0] == "cudaMalloc" for c in cu) == n_malloc  # buffers are reused tick after tick
+    assert cu[-1] == ("cudaStreamSynchronize",)
     be.close()
-    assert fake_trt.cuda.buffers == {}  # all device memory freed
-    assert ("cudaStreamDestroy",) in fake_trt.cuda.calls
+    assert h100.cudart.memory == {} and ("cudaStreamDestroy",) in cu  # all device memory freed
 
 
-def test_trt_rejects_an_engine_it_cannot_deserialise(bundles, fake_trt):
+def test_trt_backend_in_the_loop_makes_its_device_current_on_the_inference_thread(bundles, h100):
+    """The loop calls infer() on its worker thread; CUDA's current device is per thread, so an engine on
+    device 1 built on the main thread fails there unless the backend sets the device on that thread."""
+    b = bundles("state", dim=2, gain=5.0)
+    build(b, h100, record={})
+    be = TrtBackend(b, device=1)
+    summary = run_loop(FakeRobot(dim=2, max_steps=30), be, None, LoopOptions(hz=0, safety={"infer_timeout": 5.0}))
+    assert summary["backend"] == be.name and summary["success_rate"] == 1.0  # the same loop as ORT
+    threads = {c[2] for c in h100.cudart.calls if c[0] == "cudaSetDevice" and c[1] == 1}
+    assert len(threads) == 2  # the building thread and the loop's inference thread
+    be.close()
+
+
+def test_trt_rejects_an_engine_it_cannot_deserialise(bundles, h100):
     b = bundles("state")
     (b / ENGINE).write_bytes(b"corrupt")
     with pytest.raises(BundleError, match="cannot deserialise"):
@@ -249,14 +142,14 @@ def test_trt_rejects_an_engine_it_cannot_deserialise(bundles, fake_trt):
 @pytest.mark.parametrize("record, match", [({"passed": False}, "failed its parity"),
                                            ({"onnx_sha256": "0" * 64}, "another policy.onnx"),
                                            ({"engine_sha256": "0" * 64}, "does not match the engine")])
-def test_trt_refuses_engines_whose_parity_record_disagrees(bundles, fake_trt, record, match):
+def test_trt_refuses_engines_whose_parity_record_disagrees(bundles, h100, record, match):
     b = bundles("state")
-    _add_engines(b, record=record)
+    build(b, h100, record=record)
     with pytest.raises(BundleError, match=match):
         TrtBackend(b)
 
 
-def test_auto_prefers_trt_when_it_works(bundles, fake_trt):
+def test_auto_prefers_trt_when_it_works(bundles, h100):
     b = bundles("state")
-    _add_engines(b)
+    build(b, h100)
     assert isinstance(make_backend(b, "auto"), TrtBackend)

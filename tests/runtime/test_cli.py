@@ -117,10 +117,10 @@ def test_runtime_never_imports_torch_trainer_or_export(bundles):
     code = f"""
 import sys
 import clamkit.runtime, clamkit.robot, clamkit.runtime.cli, clamkit.robot.factory, clamkit.robot.fake
-from clamkit.runtime import make_backend, run_loop
+from clamkit.runtime import LoopOptions, make_backend, run_loop
 from clamkit.robot.factory import make_robot
 with make_backend({str(bundles("state"))!r}) as be:
-    run_loop(make_robot("fake", max_steps=3), be, hz=0)
+    run_loop(make_robot("fake", max_steps=3), be, None, LoopOptions(hz=0))
 bad = [m for m in ("torch", "clamkit.trainer", "clamkit.export") if m in sys.modules]
 print("BAD", bad)
 """

@@ -13,23 +13,14 @@ from clamkit.dataset import Dataset
 from clamkit.errors import SpecMismatch
 from clamkit.robot.fake import FakeCamera, FakeFault, FakeRobot
 from clamkit.runtime.backends import make_backend
-from clamkit.runtime.loop import resize_image, run_loop
-
-
-def test_resize_image_area_and_nearest():
-    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
-    assert resize_image(img, (4, 6)) is img
-    down = resize_image(img, (2, 3))  # exact 2x2 boxes
-    np.testing.assert_array_equal(down[0, 0], np.round(img[:2, :2].reshape(-1, 3).mean(0) + 1e-9).astype(np.uint8))
-    assert resize_image(np.zeros((480, 640, 3), np.uint8), (64, 64)).shape == (64, 64, 3)
-    up = resize_image(img, (8, 12))
-    assert up.shape == (8, 12, 3) and (up[::2, ::2] == img).all()
+from clamkit.runtime.loop import LoopOptions, run_loop
+from clamkit.runtime.subscribers import Recorder
 
 
 def test_policy_reaches_goals_over_seeded_episodes(bundles):
     robot = FakeRobot(dim=2, max_steps=30)
     with make_backend(bundles("state")) as be:
-        s = run_loop(robot, be, hz=0, episodes=3, seed=7)
+        s = run_loop(robot, be, None, LoopOptions(hz=0, episodes=3, seed=7))
     assert robot.resets == [7, 8, 9]
     assert s["success_rate"] == 1.0 and s["ticks"] == 90 and s["stop_reason"] == "completed"
     assert s["latency_ms"]["infer"]["n"] == 90 and s["latency_ms"]["tick"]["p99"] > 0
@@ -40,7 +31,7 @@ def test_fixed_rate_paces_ticks(bundles):
     robot = FakeRobot(dim=2, max_steps=1000)
     with make_backend(bundles("state")) as be:
         t0 = time.perf_counter()
-        s = run_loop(robot, be, hz=50, steps=10)
+        s = run_loop(robot, be, None, LoopOptions(hz=50, steps=10))
         dt = time.perf_counter() - t0
     assert 0.17 < dt < 1.0  # 10 ticks at 50 Hz ~ 0.2 s (loose: 2 shared cores)
     assert s["ticks"] == 10
@@ -50,7 +41,7 @@ def test_image_policy_with_a_camera_and_resizing(bundles, tmp_path):
     robot = FakeRobot(dim=2, max_steps=5)
     camera = FakeCamera(64, 48)  # the bundle wants 32x32: the loop resizes
     with make_backend(bundles("image", hw=(32, 32))) as be:
-        s = run_loop(robot, be, camera=camera, hz=0, record=tmp_path / "rec")
+        s = run_loop(robot, be, camera, LoopOptions(hz=0), subscribers=[Recorder(tmp_path / "rec")])
     assert s["ticks"] == 5 and s["latency_ms"]["camera_to_action"]["n"] == 5
     ds = Dataset(tmp_path / "rec")
     assert ds.episode(0)["image"].shape == (6, 48, 64, 3)  # recorded at camera resolution, o_0..o_T
@@ -59,7 +50,7 @@ def test_image_policy_with_a_camera_and_resizing(bundles, tmp_path):
 def test_each_tick_is_timed_stage_by_stage(bundles):
     robot = FakeRobot(dim=2, max_steps=20)
     with make_backend(bundles("image", hw=(32, 32))) as be:
-        s = run_loop(robot, be, camera=FakeCamera(64, 48), hz=0)
+        s = run_loop(robot, be, FakeCamera(64, 48), LoopOptions(hz=0))
     st, lat = s["latency_ms"]["stages"], s["latency_ms"]
     assert set(st) == {"capture", "robot_state", "preprocess", "safety", "send"} and all(v["n"] == 20 for v in st.values())
     assert st["preprocess"]["p50"] > 0  # a 64x48 frame is resized to the bundle's 32x32 in this stage
@@ -70,7 +61,7 @@ def test_each_tick_is_timed_stage_by_stage(bundles):
 def test_dry_run_sends_nothing(bundles, tmp_path):
     robot = FakeRobot(dim=2, max_steps=1000)
     with make_backend(bundles("state")) as be:
-        s = run_loop(robot, be, hz=0, steps=5, dry_run=True, record=tmp_path / "rec")
+        s = run_loop(robot, be, None, LoopOptions(hz=0, steps=5, dry_run=True), subscribers=[Recorder(tmp_path / "rec")])
     assert robot.sent == [] and robot.go_safe_calls == 0
     assert s["ticks"] == 5 and s["dry_run"] is True
     ds = Dataset(tmp_path / "rec")
@@ -81,7 +72,7 @@ def test_fault_mid_run_goes_safe_records_and_reraises(bundles, tmp_path):
     robot = FakeRobot(dim=2, max_steps=1000, fail_at=6)
     with make_backend(bundles("state")) as be:
         with pytest.raises(FakeFault):
-            run_loop(robot, be, hz=0, record=tmp_path / "rec", report=tmp_path / "r.json")
+            run_loop(robot, be, None, LoopOptions(hz=0, report=tmp_path / "r.json"), subscribers=[Recorder(tmp_path / "rec")])
     assert robot.go_safe_calls == 1 and not robot.is_connected
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["stop_reason"].startswith("fault: FakeFault") and rep["ticks"] == 6
@@ -99,7 +90,7 @@ def test_sigint_mid_run_stops_safely(bundles, tmp_path):
     with make_backend(bundles("state")) as be:
         timer.start()
         try:
-            s = run_loop(robot, be, hz=50, record=tmp_path / "rec", report=tmp_path / "r.json")
+            s = run_loop(robot, be, None, LoopOptions(hz=50, report=tmp_path / "r.json"), subscribers=[Recorder(tmp_path / "rec")])
         finally:
             timer.cancel()
     assert s["stop_reason"].startswith("interrupted")
@@ -122,7 +113,7 @@ def test_spec_mismatch_before_anything_moves(bundles, tmp_path, robot_kw, camera
     robot = FakeRobot(**robot_kw)
     with make_backend(bundles("state")) as be:
         with pytest.raises(SpecMismatch, match=match):
-            run_loop(robot, be, camera=camera, hz=0, record=tmp_path / "rec")
+            run_loop(robot, be, camera, LoopOptions(hz=0), subscribers=[Recorder(tmp_path / "rec")])
     assert robot.sent == [] and robot.resets == [] and robot.go_safe_calls == 0
     assert not robot.is_connected
 
@@ -130,7 +121,7 @@ def test_spec_mismatch_before_anything_moves(bundles, tmp_path, robot_kw, camera
 def test_image_bundle_without_camera_is_a_mismatch(bundles):
     with make_backend(bundles("image")) as be:
         with pytest.raises(SpecMismatch, match="'image'"):
-            run_loop(FakeRobot(dim=2), be, hz=0)
+            run_loop(FakeRobot(dim=2), be, None, LoopOptions(hz=0))
 
 
 class SlowBackend:
@@ -148,7 +139,7 @@ def test_overruns_are_counted_and_warned(bundles, caplog):
     import logging
 
     with make_backend(bundles("state")) as be, caplog.at_level(logging.WARNING):
-        s = run_loop(FakeRobot(dim=2, max_steps=1000), SlowBackend(be, 0.03), hz=50, steps=5)
+        s = run_loop(FakeRobot(dim=2, max_steps=1000), SlowBackend(be, 0.03), None, LoopOptions(hz=50, steps=5))
     assert s["missed_deadlines"] == 5 and s["latency_ms"]["infer"]["p50"] >= 25
     assert any("overran" in r.message for r in caplog.records)
 
@@ -162,7 +153,7 @@ def test_end_of_a_recorded_camera_stream_is_a_normal_stop(bundles, tmp_path):
 
     robot = FakeRobot(dim=2, max_steps=1000)
     with make_backend(bundles("image", hw=(32, 32))) as be:
-        s = run_loop(robot, be, camera=EndingCamera(32, 32), hz=0, steps=10, record=tmp_path / "rec")
+        s = run_loop(robot, be, EndingCamera(32, 32), LoopOptions(hz=0, steps=10), subscribers=[Recorder(tmp_path / "rec")])
     assert s["ticks"] == 3 and s["stop_reason"].startswith("end of camera stream")
     assert robot.go_safe_calls == 1
     assert len(Dataset(tmp_path / "rec")) == 1
@@ -171,9 +162,9 @@ def test_end_of_a_recorded_camera_stream_is_a_normal_stop(bundles, tmp_path):
 def test_steps_alone_counts_ticks_over_episodes(bundles):
     robot = FakeRobot(dim=2, max_steps=30)
     with make_backend(bundles("state")) as be:
-        s = run_loop(robot, be, hz=0, steps=70, seed=3)
+        s = run_loop(robot, be, None, LoopOptions(hz=0, steps=70, seed=3))
     assert s["ticks"] == 70 and robot.resets == [3, 4, 5]
     robot = FakeRobot(dim=2, max_steps=30)
     with make_backend(bundles("state")) as be:
-        s = run_loop(robot, be, hz=0, steps=10, episodes=2)  # with --episodes, --steps caps each episode
+        s = run_loop(robot, be, None, LoopOptions(hz=0, steps=10, episodes=2))  # with --episodes, --steps caps each episode
     assert s["ticks"] == 20 and robot.resets == [0, 1]

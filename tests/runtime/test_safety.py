@@ -7,8 +7,9 @@ import pytest
 
 from clamkit.robot.fake import FakeCamera, FakeRobot
 from clamkit.runtime.backends import make_backend
-from clamkit.runtime.loop import run_loop
+from clamkit.runtime.loop import LoopOptions, run_loop
 from clamkit.runtime.safety import NonFiniteActions, SafetyLayer, StaleFrame, delta_mask
+from clamkit.runtime.subscribers import Recorder
 from clamkit.robot.base import Frame
 from clamkit.specs import ActionSpec
 
@@ -102,7 +103,7 @@ def test_stale_frame_raises():
 def test_nan_policy_holds_in_the_loop(bundles):
     robot = FakeRobot(dim=2, max_steps=4)
     with make_backend(bundles("nan")) as be:
-        summary = run_loop(robot, be, hz=0, episodes=1)
+        summary = run_loop(robot, be, None, LoopOptions(hz=0, episodes=1))
     assert summary["safety"]["nonfinite"] == 4
     assert all((a == 0).all() for a in robot.sent) and len(robot.sent) == 4
 
@@ -111,7 +112,7 @@ def test_workspace_clamp_in_the_loop(bundles, tmp_path):
     # The policy pulls towards the goal; the box is narrower than the goals, so the target gets clamped.
     robot = FakeRobot(semantics="ee_delta_xyz_rpy+gripper", workspace=((-0.05,) * 3, (0.05,) * 3), max_steps=30)
     with make_backend(bundles("ee")) as be:
-        summary = run_loop(robot, be, hz=0, report=tmp_path / "r.json")
+        summary = run_loop(robot, be, None, LoopOptions(hz=0, report=tmp_path / "r.json"))
     assert summary["safety"]["workspace_clamped"] > 0
     assert (np.abs(robot.pos) <= 0.05 + 1e-6).all()
     assert json.loads((tmp_path / "r.json").read_text())["safety"]["workspace_clamped"] > 0
@@ -122,8 +123,7 @@ def test_stale_camera_stops_the_run(bundles, tmp_path):
     camera = FakeCamera(32, 32, stale_after=3)
     with make_backend(bundles("image")) as be:
         with pytest.raises(StaleFrame):
-            run_loop(robot, be, camera=camera, hz=20, safety={"max_frame_age": 0.1}, report=tmp_path / "r.json",
-                     record=tmp_path / "rec")
+            run_loop(robot, be, camera, LoopOptions(hz=20, safety={"max_frame_age": 0.1}, report=tmp_path / "r.json"), subscribers=[Recorder(tmp_path / "rec")])
     assert 3 <= len(robot.sent) < 20  # stopped within a few ticks of the frames going stale
     assert robot.go_safe_calls == 1 and not robot.is_connected and not camera.is_connected
     rep = json.loads((tmp_path / "r.json").read_text())
@@ -133,11 +133,8 @@ def test_stale_camera_stops_the_run(bundles, tmp_path):
 def test_workspace_clamp_on_widowx_sim(bundles):
     """A policy that keeps pushing up and out: the safety layer holds the MuJoCo WidowX's EE target in its box."""
     pytest.importorskip("mujoco")
-    try:
-        from clamkit.robot.widowx_sim import WidowXSimRobot
-    except ImportError as e:
-        pytest.skip(f"widowx_sim not available: {e}")
-    from clamkit.runtime.loop import Subscriber
+    from clamkit.robot.widowx_sim import WidowXSimRobot
+    from clamkit.runtime.subscribers import Subscriber
 
     robot = WidowXSimRobot(task="reach-block", max_steps=15)
     poses = []
@@ -147,7 +144,7 @@ def test_workspace_clamp_on_widowx_sim(bundles):
             poses.append(robot.ee_pose()[0])  # after the action was applied
 
     with make_backend(bundles("const", action=(0.05, 0.0, 0.05, 0, 0, 0, 1))) as be:
-        summary = run_loop(robot, be, hz=0, subscribers=[Probe()])
+        summary = run_loop(robot, be, None, LoopOptions(hz=0), subscribers=[Probe()])
     assert summary["safety"]["workspace_clamped"] > 0 and summary["ticks"] == 15
     assert all(robot.workspace.contains(p, tol=0.01) for p in poses)
     assert poses[-1][0] > poses[0][0] + 0.03  # it did move out towards the wall

@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from clamkit.dataset import DatasetWriter
+from clamkit.runtime.evaluate import evaluate
 from clamkit.specs import ArraySpec, ObservationSpec
 from clamkit.trainer.cli import main
 from clamkit.trainer.deploy import load_policy, sample_observations
@@ -50,7 +51,8 @@ def test_smoke_metaworld_all_stages_under_a_minute(metaworld_data, tmp_path, hel
     obs = sample_observations(out / "policy.pt", 8)
     assert obs["state"].shape == (8, 39) and obs["state"].dtype == np.float32
     a = policy(torch.from_numpy(obs["state"]))
-    assert a.shape == (8, 4) and a.abs().max() <= 1
+    assert a.shape == (8, 4) and torch.equal(policy(torch.from_numpy(obs["state"])), a)  # eval mode: deterministic
+    assert not torch.allclose(a[:1].expand(8, 4), a)  # different observations, different actions
 
     # the same command again, without --resume: exit 2 and say how to continue
     again = CliRunner().invoke(main, ["--config", SMOKE, "--unlabelled", expert, "--labelled", play, "--out", str(out)])
@@ -111,7 +113,11 @@ def test_eval_after_training_runs_the_exported_bundle_through_the_runtime_loop(m
     helpers.clam_train(expert, play, out, "eval.episodes=2", "eval.max_steps=20")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval"]["env"] == "metaworld:reach-v3" and summary["eval"]["episodes"] == 2
-    assert 0.0 <= summary["eval"]["success_rate"] <= 1.0 and summary["eval"]["latency_ms"]["infer"]["n"] == 40
+    assert summary["eval"]["latency_ms"]["infer"]["n"] == 40
+    # the very evaluation clam-eval runs: same bundle, same loop, seeds from 100000 (unseen: recordings seed from 0)
+    again = evaluate(out / "bundle", "metaworld:reach-v3", episodes=2, seed=100_000, max_steps=20)
+    assert [e["seed"] for e in again["episodes"]] == [100_000, 100_001]
+    assert summary["eval"]["success_rate"] == again["success_rate"]
     assert (out / "bundle" / "policy.onnx").is_file()  # the real export, parity-checked
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("eval/success_rate" in r for r in records)

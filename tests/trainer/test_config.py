@@ -22,12 +22,19 @@ def test_shipped_configs_load():
     assert cfg.data.obs == "image" and cfg.lam.weight == 0.01
 
 
-def test_defaults_are_the_reference_recipe_but_the_lam_length():
+def test_model_and_optimiser_defaults_are_the_reference_recipe():
     cfg = TrainConfig()
     assert cfg.model.hidden == [1024, 1024] and cfg.model.la_dim == 8
     assert cfg.optim.lr == 3e-4 and cfg.optim.decoder_lr == 1e-3 and cfg.optim.grad_clip == 1.0
-    # deviation, chosen on validation seeds: short LAM, kept at its lowest held-out reconstruction error
+
+
+def test_lam_defaults_are_the_documented_deviation():
+    """Not the reference: a short LAM kept at its lowest held-out reconstruction error, chosen on validation
+    seeds (docs/design.md §3, "What has been measured"); the reference config keeps the same choice."""
+    cfg = TrainConfig()
     assert cfg.lam.select == "fdm" and cfg.lam.steps == 1000
+    ref, _ = load_config(TrainConfig, TRAINER_CONFIGS[0].parent / "metaworld-state.yaml")
+    assert ref.lam.select == cfg.lam.select
 
 
 def test_overrides_are_type_checked_and_echoed():

@@ -15,11 +15,18 @@ def test_state_models_shapes():
     B, D, Z, A = 5, 39, 8, 4
     w = torch.randn(B, 3, D)
     assert mlp.IDM((D,), Z, [32, 32])(w).shape == (B, Z)
-    a = mlp.IDM((D,), A, [32], squash=True)(w)
-    assert a.shape == (B, A) and a.abs().max() <= 1
+    torch.manual_seed(0)
+    raw = mlp.IDM((D,), A, [32])
+    torch.manual_seed(0)
+    squashed = mlp.IDM((D,), A, [32], squash=True)
+    a = squashed(w)
+    assert a.shape == (B, A)
+    torch.testing.assert_close(a, torch.tanh(raw(w)))  # squash=True is tanh on the same network, nothing else
     assert mlp.FDM((D,), Z, [32])(w[:, :2], torch.randn(B, Z)).shape == (B, D)
     assert mlp.Policy((D,), Z, [32])(w[:, 1]).shape == (B, Z)
-    assert mlp.ActionDecoder(Z, A, [16])(torch.randn(B, Z) * 100).abs().max() <= 1
+    dec = mlp.ActionDecoder(Z, A, [16])
+    z = torch.randn(B, Z)
+    assert dec(z).shape == (B, A) and not torch.allclose(dec(z), dec(-z))  # the action depends on the latent
 
 
 @pytest.mark.parametrize("S", [64, 84])
@@ -28,8 +35,11 @@ def test_pixel_models_shapes(S):
     w = torch.rand(B, 3, 3, S, S)
     kw = {"hidden": [32], "channels": [8, 16, 16]}
     assert conv.IDM((3, S, S), Z, **kw)(w).shape == (B, Z)
-    out = conv.FDM((3, S, S), Z, **kw)(w[:, :2], torch.randn(B, Z))
-    assert out.shape == (B, 3, S, S) and out.min() >= 0 and out.max() <= 1  # U-Net output in [0, 1]
+    z = torch.randn(B, Z, requires_grad=True)
+    out = conv.FDM((3, S, S), Z, **kw)(w[:, :2], z)
+    assert out.shape == (B, 3, S, S)
+    (g,) = torch.autograd.grad(out.sum(), z)
+    assert g.abs().sum() > 0  # the prediction flows back into the latent (a detached z would train nothing)
     assert conv.Policy((3, S, S), Z, **kw)(w[:, 1]).shape == (B, Z)
 
 
@@ -77,9 +87,13 @@ def test_deploy_policy_contract(name):
         p.low.copy_(torch.tensor([-1.0, -2.0, 0.0, 0.0]))
         p.high.copy_(torch.tensor([1.0, 2.0, 1.0, 0.5]))
     assert p.input_names == [arch["key"]]
-    a = p(_input(arch, 7))
+    x = _input(arch, 7)
+    a = p(x)
     assert a.shape == (7, 4) and a.dtype == torch.float32
-    assert (a >= p.low).all() and (a <= p.high).all()
+    # robot units: the normalised action mapped onto [low, high] per dimension (-1 -> low, +1 -> high)
+    torch.testing.assert_close(p.unnormalize(-torch.ones(4)), p.low)
+    torch.testing.assert_close(p.unnormalize(torch.ones(4)), p.high)
+    torch.testing.assert_close(a, p.unnormalize(p.normalized_action(p.prep(x))))
 
 
 @pytest.mark.parametrize("dynamo", [False, True])

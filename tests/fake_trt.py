@@ -1,9 +1,13 @@
-"""A fake `tensorrt` (>= 10 Python API) and cuda-python runtime, torch-free.
+"""The one fake `tensorrt` (>= 10 Python API) and cuda-python runtime, torch-free, shared by the engine
+builder's tests (tests/export) and TrtBackend's (tests/runtime).
 
-The fake `tensorrt` records every builder call in `calls`; its engines run the ONNX file they
-were built from in onnxruntime, reading and writing the fake CUDA runtime's device memory, so
-the engine-side plumbing (shapes, dtypes, copies, stream handles) is exercised too.
-Loaded by conftest.py (fixtures) and by subprocess tests that check the bundle path imports no torch.
+The fake `tensorrt` records every builder call in `calls`. A serialised engine carries the ONNX graph
+the builder was given (a JSON header line, then the ONNX bytes), and running it runs that graph in
+onnxruntime, reading and writing the fake CUDA runtime's device memory: an engine built by
+clamkit.export.trt computes the bundle's policy when TrtBackend runs it, and the engine-side plumbing
+(shapes, dtypes, copies, stream handles, the per-thread current device) is exercised too.
+Importable as `fake_trt` (pytest's pythonpath has tests/); the `fake_trt` fixture is in tests/conftest.py.
+Subprocess tests load it by path to check that the bundle path imports no torch.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import ctypes
 import enum
 import json
 import sys
+import threading
 import types
 
 import numpy as np
@@ -41,31 +46,52 @@ class _Stream:
 
 
 def make_fake_cudart(gpu="NVIDIA GeForce RTX 4090"):
-    """cuda-python's runtime API surface used by clamkit.export.trt; device memory is a dict of bytearrays."""
+    """cuda-python's runtime API surface clamkit uses; device memory is a dict of bytearrays, each tagged
+    with the device that was current (per thread, default 0, as in CUDA) when it was allocated.
+    `calls` records (name, ...) of every call."""
     cu = types.ModuleType("cuda.bindings.runtime")
     cu.cudaError_t, cu.cudaMemcpyKind = _Err, _Kind
-    cu.memory, cu.next_ptr, cu.gpu = {}, [0x1000], gpu
+    cu.memory, cu.owner, cu.next_ptr, cu.gpu, cu.calls = {}, {}, [0x1000], gpu, []
+    local = threading.local()
+    cu.current_device = lambda: getattr(local, "device", 0)
+
+    def cudaSetDevice(dev):
+        cu.calls.append(("cudaSetDevice", dev, threading.get_ident()))
+        local.device = dev
+        return (_Err.cudaSuccess,)
 
     def cudaMalloc(n):
         p = cu.next_ptr[0]
         cu.next_ptr[0] += n + 256
-        cu.memory[p] = bytearray(n)
+        cu.memory[p], cu.owner[p] = bytearray(n), cu.current_device()
+        cu.calls.append(("cudaMalloc", n))
         return _Err.cudaSuccess, p
 
     def cudaMemcpyAsync(dst, src, n, kind, stream):
+        assert isinstance(stream, _Stream), "cudaMemcpyAsync takes the cudaStream_t object"
         if kind == _Kind.cudaMemcpyHostToDevice:
             cu.memory[dst][:n] = ctypes.string_at(src, n)
         else:
             buf = (ctypes.c_char * n).from_buffer(cu.memory[src])
             ctypes.memmove(dst, buf, n)
+        cu.calls.append(("cudaMemcpyAsync", int(kind), n))
         return (_Err.cudaSuccess,)
 
-    cu.cudaMalloc = cudaMalloc
-    cu.cudaMemcpyAsync = cudaMemcpyAsync
-    cu.cudaFree = lambda p: (cu.memory.pop(p, None), (_Err.cudaSuccess,))[1]
-    cu.cudaStreamCreate = lambda: (_Err.cudaSuccess, _Stream(7))
-    cu.cudaStreamSynchronize = lambda s: (_Err.cudaSuccess,)
-    cu.cudaStreamDestroy = lambda s: (_Err.cudaSuccess,)
+    def cudaFree(p):
+        cu.calls.append(("cudaFree", p))
+        cu.memory.pop(p, None)
+        return (_Err.cudaSuccess,)
+
+    def record(name, value):
+        def call(*args):
+            cu.calls.append((name,))
+            return value
+        return call
+
+    cu.cudaSetDevice, cu.cudaMalloc, cu.cudaMemcpyAsync, cu.cudaFree = cudaSetDevice, cudaMalloc, cudaMemcpyAsync, cudaFree
+    cu.cudaStreamCreate = record("cudaStreamCreate", (_Err.cudaSuccess, _Stream(7)))
+    cu.cudaStreamSynchronize = record("cudaStreamSynchronize", (_Err.cudaSuccess,))
+    cu.cudaStreamDestroy = record("cudaStreamDestroy", (_Err.cudaSuccess,))
     cu.cudaGetDeviceProperties = lambda dev: (_Err.cudaSuccess, types.SimpleNamespace(name=cu.gpu.encode()))
     return cu
 
@@ -224,18 +250,23 @@ class FakeTRT(types.ModuleType):
 
             def build_serialized_network(self, network, config):
                 fake.calls.append(("build_serialized_network", sorted(config.flags)))
-                return json.dumps({"onnx": network.onnx_path, "fp16": "FP16" in config.flags,
-                                   "profile": {k: v[2][0] for k, v in config.profiles[0].shapes.items()}}).encode()
+                header = {"fp16": "FP16" in config.flags, "profile": {k: v[2][0] for k, v in config.profiles[0].shapes.items()}}
+                with open(network.onnx_path, "rb") as f:  # the engine carries the graph it was built from
+                    return json.dumps(header).encode() + b"\n" + f.read()
 
         class Context:
             def __init__(self, engine):
                 self.engine, self.shapes, self.addr = engine, {}, {}
 
             def set_input_shape(self, name, shape):
-                assert shape[0] <= engine_max(self.engine, name), "batch above the profile's max"
+                fake.calls.append(("set_input_shape", name, tuple(shape)))
+                if not 1 <= shape[0] <= engine_max(self.engine, name):
+                    return False  # outside the optimisation profile
                 self.shapes[name] = tuple(shape)
+                return True
 
             def set_tensor_address(self, name, ptr):
+                fake.calls.append(("set_tensor_address", name))
                 self.addr[name] = ptr
 
             def get_tensor_shape(self, name):
@@ -244,7 +275,10 @@ class FakeTRT(types.ModuleType):
 
             def execute_async_v3(self, stream):
                 assert type(stream) is int, "TensorRT's execute_async_v3 takes the stream handle as an int"
-                mem = fake.cudart.memory
+                fake.calls.append(("execute_async_v3", stream))
+                mem, cu = fake.cudart.memory, fake.cudart
+                if any(cu.owner[p] != cu.current_device() for p in self.addr.values()):
+                    return False  # buffers of another device: this thread never made the engine's device current
                 feeds = {}
                 for name, shape in self.shapes.items():
                     dt = fake.nptype(self.engine.get_tensor_dtype(name))
@@ -264,8 +298,9 @@ class FakeTRT(types.ModuleType):
             def __init__(self, blob):
                 import onnxruntime as ort
 
-                self.spec = json.loads(bytes(blob))
-                self.sess = ort.InferenceSession(self.spec["onnx"], providers=["CPUExecutionProvider"])
+                header, _, graph = bytes(blob).partition(b"\n")
+                self.spec = json.loads(header)
+                self.sess = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
                 self.names = [i.name for i in self.sess.get_inputs()] + ["action"]
                 self.dtypes = {i.name: to_dt[{"tensor(float)": "float32", "tensor(uint8)": "uint8"}[i.type]] for i in self.sess.get_inputs()}
                 self.dtypes["action"] = DataType.FLOAT
@@ -290,7 +325,10 @@ class FakeTRT(types.ModuleType):
 
             def deserialize_cuda_engine(self, blob):
                 fake.calls.append(("deserialize_cuda_engine",))
-                return Engine(blob)
+                try:
+                    return Engine(blob)
+                except Exception:  # noqa: BLE001 - TensorRT logs the error and returns None
+                    return None
 
         self.Builder, self.OnnxParser, self.Runtime = Builder, OnnxParser, Runtime
 
