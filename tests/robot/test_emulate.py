@@ -224,10 +224,11 @@ FAULTS = {
 }
 
 
+@pytest.mark.parametrize("ros", ["ros2", "ros1"])
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_injected_fault_ends_in_the_safe_pose_with_the_recording_kept(tmp_path, fault):
+def test_injected_fault_ends_in_the_safe_pose_with_the_recording_kept(tmp_path, fault, ros):
     params, reason = FAULTS[fault]
-    robot = EmulatedWidowXRobot(**FAST)
+    robot = EmulatedWidowXRobot(ros=ros, **FAST)
     backend = Reach(lambda t: robot.world.inject(fault, **params) if t == 3 else None)
     with pytest.raises(WidowXFault, match=reason) as e:
         run_loop(robot, backend, None, LoopOptions(hz=5, steps=15, episodes=1, report=tmp_path / "r.json"), subscribers=[Recorder(tmp_path / "rec")])
