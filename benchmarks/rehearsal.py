@@ -34,7 +34,7 @@ def run(bundle: Path, args: list[str], report: Path) -> dict:
     if not report.exists():
         cmd = [str(Path(sys.executable).parent / "clam-run"), str(bundle), *args, "--report", str(report), "--live-every", "0"]
         p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl")))
-        if p.returncode != 0:
+        if p.returncode != 0 and not report.exists():  # a run a fault stopped still reports (stop_reason says why)
             raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
     return json.loads(report.read_text())
 
@@ -67,7 +67,8 @@ def main() -> None:
              "latency_ms_p50_p99": {"sim": ls, "emulated": le},
              "added_by_emulated_drivers_ms_p50": {k: round(le[k][0] - ls[k][0], 2) for k in le if k in ls},
              "missed_deadlines": {"sim": sim["missed_deadlines"], "emulated": emu["missed_deadlines"]},
-             "stop_reason": {"sim": sim["stop_reason"], "emulated": emu["stop_reason"]}}
+             "stop_reason": {"sim": sim["stop_reason"], "emulated": emu["stop_reason"]},
+             "episodes_run": {"sim": len(sim["episodes"]), "emulated": len(emu["episodes"])}}
     out = RESULTS / "rehearsal.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results[key] = entry

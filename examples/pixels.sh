@@ -8,12 +8,7 @@ W=${1:-demo-pixels}
 TASK=${2:-reach-block}
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 
-if [ ! -x .venv/bin/clam-train ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q torch==2.13.0     # first: else pip resolves the multi-GB CUDA build
-  .venv/bin/pip install -q -e '.[all]'
-fi
-. .venv/bin/activate
+. examples/venv.sh
 
 echo "== 1/4 record: 100 expert episodes as unlabelled video + 50 labelled play episodes, 64x64 frames"
 clam-record widowx-sim --task $TASK --episodes 100 --policy expert --image-size 64 --no-actions --out $W/expert --quiet

@@ -6,12 +6,7 @@ cd "$(dirname "$0")/.."
 W=${1:-demo}
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 
-if [ ! -x .venv/bin/clam-train ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q torch==2.13.0     # first: else pip resolves the multi-GB CUDA build
-  .venv/bin/pip install -q -e '.[all]'
-fi
-. .venv/bin/activate
+. examples/venv.sh
 
 TASK=button-press-v3
 echo "== 1/4 record: 50 expert episodes (their actions are never used by CLAM) + 25 noisy play episodes"
