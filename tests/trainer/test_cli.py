@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 
 
-def test_smoke_metaworld_all_stages_under_a_minute(metaworld_data, tmp_path, helpers):
+def test_smoke_metaworld_all_stages(metaworld_data, tmp_path, helpers):
     expert, play = metaworld_data
     out = tmp_path / "run"
     t0 = time.perf_counter()
@@ -29,7 +29,6 @@ def test_smoke_metaworld_all_stages_under_a_minute(metaworld_data, tmp_path, hel
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
     print(f"smoke run (subprocess, incl. imports): {seconds:.1f} s")
-    assert seconds < 60
     for name in ("policy.pt", "config.yaml", "metrics.jsonl", "checkpoint.pt", "summary.json"):
         assert (out / name).is_file(), name
     assert list(out.glob("events.out.tfevents.*"))
