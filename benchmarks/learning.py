@@ -137,7 +137,8 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     return {"env": env, "task": task, "obs": a.obs, "method": method, "seed": seed, "regime": regime,
             "labelled_episodes": n_lab, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
             "provenance": {"config": a.config[env], "set": a.set, "config_sha256": hashlib.sha256(cfg).hexdigest()[:16],
-                           "code_version": code_version(), "train_s": round(train_s, 1), "load_at_start": round(load0, 2),
+                           "code_version": code_version(), "train_s": round(summary.get("seconds", train_s), 1),
+                           "stage_s": {k: v["seconds"] for k, v in summary.get("stages", {}).items()}, "load_at_start": round(load0, 2),
                            "machine": machine()},
             "latency_p99_ms": r.get("latency", {}).get("p99_ms"), "probe": probe}
 
