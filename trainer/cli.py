@@ -58,7 +58,7 @@ def main(config_path, unlabelled, labelled, pool, out, overrides, resume, seed):
         return  # under torchrun only rank 0 reports
     for name, st in summary["stages"].items():
         sps = f", {st['steps_per_s']} steps/s" if st["steps_per_s"] else ""
-        click.echo(f"stage {name:<12} {st['steps']:6d} steps {st['seconds']:7.1f} s{sps}")
+        click.echo(f"stage {name:<12} {st['steps']:6d} steps {st['seconds']:7.1f} s{sps}, peak memory {st['peak_rss_mib']:.0f} MiB")
     keys = sorted(k for k in summary["metrics"] if k.startswith(("probe/", "select/", "val/")))
     click.echo(json.dumps({k: round(summary["metrics"][k], 5) for k in keys}, indent=1))
     click.echo(f"done in {summary['seconds']:.1f} s: {summary['policy']}")

@@ -43,6 +43,16 @@ CKPT_NAME = "checkpoint.pt"
 CKPT_FORMAT = "clamkit-checkpoint"
 
 
+def stage_summary(steps: int, seconds: float) -> dict:
+    """Steps, seconds, steps/s and the process's peak resident memory so far (MiB; the peak up to the end of
+    this stage, so a stage's own peak when it is the largest yet)."""
+    import resource
+
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"steps": steps, "seconds": round(seconds, 2), "steps_per_s": round(steps / seconds, 1) if steps and seconds > 0 else None,
+            "peak_rss_mib": round(peak_kib / 1024, 1)}
+
+
 @dataclass
 class Stage:
     """`steps` calls of step(i) -> scalars; evaluate(i) -> scalars every eval_every steps and at the last; end() -> scalars."""
@@ -362,8 +372,7 @@ def run_stages(run: Run, algo: Algorithm, ckpt: dict | None) -> dict:
             run.log(global_step, end, st.name)
             summary["last"].update(end)
         dt = time.perf_counter() - t_stage
-        summary["stages"][st.name] = {"steps": st.steps - first, "seconds": round(dt, 2),
-                                      "steps_per_s": round((st.steps - first) / dt, 1) if st.steps > first and dt > 0 else None}
+        summary["stages"][st.name] = stage_summary(st.steps - first, dt)
         run.save_checkpoint(algo, si + 1, 0, global_step)
     bar.close()
     # Every rank must end with the same weights (DDP); the hashes go to metrics.jsonl for checking.

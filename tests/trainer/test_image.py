@@ -15,6 +15,8 @@ def test_smoke_image_all_stages(image_data, tmp_path, helpers):
     helpers.clam_train(expert, play, out, config=helpers.SMOKE_IMAGE)
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["stages"]) == {"lam", "relabel", "policy"} and summary["obs"] == "image"
+    peaks = [summary["stages"][k]["peak_rss_mib"] for k in ("lam", "relabel", "policy")]
+    assert peaks[0] > 50 and peaks == sorted(peaks)  # the process's peak so far: torch alone is > 50 MiB
     policy, meta = load_policy(out)
     assert policy.input_names == ["image"]
     assert meta["observation"] == {"image": {"shape": [64, 64, 3], "dtype": "uint8"}}
