@@ -313,8 +313,9 @@ def test_real_ctrl_c_mid_video_leaves_nothing(tmp_path):
     write_video(src / "long.mp4", 3000, fps=30, h=84, w=84)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "clamkit.importers.cli", "videos", str(src), "--out", str(out), "--size", "84",
-                             "--quiet"], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+                             "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal,
+    deadline = time.time() + 60  # also when this test runs in a background job (which starts with SIGINT ignored)
     while not list(tmp_path.glob(".out.importing-*/episodes/.tmp-*/image.npy")) and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
