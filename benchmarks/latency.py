@@ -327,7 +327,7 @@ def measure_preprocess(run: Path, raw_bundle: Path, small_bundle: Path, recordin
 
     from clamkit.export import onnx_export as ox
     from clamkit.export.frame import FramePreprocess
-    from clamkit.imageops import center_crop, resize_area
+    from clamkit.imageops import camera_view, resize_area
     from clamkit.robot.realsense import RealSenseCamera
     from clamkit.runtime.backends import OrtBackend
     from clamkit.trainer.deploy import load_policy
@@ -357,9 +357,9 @@ def measure_preprocess(run: Path, raw_bundle: Path, small_bundle: Path, recordin
     batch = frame[None]
     cell = {"frame_hw": list(FRAME_HW), "image_hw": [H, W], "threads": threads, "calls": calls,
             "in_graph_ort": time_calls(lambda x: sess.run(None, {"image": x}), batch, calls),
-            "numpy_camera_crop_area_resize": time_calls(lambda x: resize_area(center_crop(x, H, W), H, W), frame, calls),
+            "numpy_camera_crop_area_resize": time_calls(lambda x: camera_view(x, H, W), frame, calls),
             "numpy_loop_resize_image": time_calls(lambda x: resize_area(x, H, W), frame, calls)}
-    small = resize_area(center_crop(frame, H, W), H, W)
+    small = camera_view(frame, H, W)
     with OrtBackend(raw_bundle, device="cpu", threads=threads) as raw_be, OrtBackend(small_bundle, device="cpu", threads=threads) as small_be:
         t_raw, t_small = [], []
         for b in range(max(calls // 200, 1)):  # interleaved blocks: load from other jobs hits both alike

@@ -58,6 +58,12 @@ def resize_area(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.floor((2 * s + area) / (2 * area)).astype(np.uint8)
 
 
+def camera_view(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """What a camera hands out at (height, width): the largest centred window of that aspect ratio, area-resized
+    (uint8). The sim camera, export's frame parity and the benchmarks use this one definition."""
+    return resize_area(center_crop(img, height, width), height, width)
+
+
 def resize_nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize (for depth: never mixes a surface with the background or a hole)."""
     h, w = img.shape[:2]

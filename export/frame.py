@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from clamkit.errors import UserError
-from clamkit.imageops import center_crop, resize_area
+from clamkit.imageops import camera_view, center_crop
 
 EXACT_AREA_MAX = 32_768  # largest area (in input pixels x q^2) whose rounding is exact in float32
 TIE_FRACTION_MAX = 1e-3  # share of pixels allowed to differ by 1 LSB from numpy (rounding ties only)
@@ -119,7 +119,7 @@ class RawFramePolicy(nn.Module):
 def numpy_camera_path(frames: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
     """What training saw: the RealSense class's numpy crop + area resize, frame by frame. (B, H, W, 3) uint8."""
     H, W = image_hw
-    return np.stack([resize_area(center_crop(f, H, W), H, W) for f in frames])
+    return np.stack([camera_view(f, H, W) for f in frames])
 
 
 def raw_frames(samples: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from clamkit.imageops import center_crop, resize_area
+from clamkit.imageops import camera_view
 from clamkit.robot.base import Camera, Frame, Robot
 from clamkit.specs import ArraySpec
 
@@ -38,8 +38,7 @@ class SimCamera(Camera):
     def _render(self):
         if self.capture is None:
             return self.robot.render(self.width, self.height)
-        full = self.robot.render(*self.capture)  # (h, w, 3) as the camera captures it
-        return resize_area(center_crop(full, self.height, self.width), self.height, self.width)
+        return camera_view(self.robot.render(*self.capture), self.height, self.width)  # rendered as captured
 
     def read(self) -> Frame:
         image = self._render()

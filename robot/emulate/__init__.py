@@ -42,8 +42,7 @@ class EmulatedWidowXRobot(WidowXRobot):
         from clamkit.robot.emulate.realsense import SERIAL
         from clamkit.robot.emulate.world import EmulatedWorld
 
-        kp = {} if servo_kp is None else {"servo_kp": servo_kp}
-        self.world = EmulatedWorld(task=task, max_steps=max_steps, latency=latency, **kp)
+        self.world = EmulatedWorld(task=task, max_steps=max_steps, latency=latency, servo_kp=servo_kp)
         self.task, self.max_steps = task, int(max_steps)
         self.camera_serial = str(camera_serial) if camera_serial else SERIAL
         self.camera = None  # the EmulatedRealSense, once connected
