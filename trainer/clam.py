@@ -140,7 +140,7 @@ class CLAM(Common):
     def lam_step(self, i: int) -> dict:
         lab = self.data.lab
         u, l = self.unl_sampler(), self.lab_sampler()
-        wu, wl, al = self.windows(self.data.lam, u), self.windows(lab, l), self.actions(lab, l)
+        wu, wl, al = self.augment(self.windows(self.data.lam, u)), self.augment(self.windows(lab, l)), self.actions(lab, l)
         with self.run.autocast():
             loss, fdm, dec = self.lam_loss(wu, wl, al)
         self.update(self.lam_opt, loss, i)

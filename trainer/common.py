@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from clamkit.errors import UserError
+from clamkit.trainer.conv import random_shift
 from clamkit.trainer.data import Sampler, TrainData
 from clamkit.trainer.deploy import DeployPolicy, family
 from clamkit.trainer.engine import Algorithm, Run, Stage
@@ -125,6 +126,11 @@ class Common(Algorithm):
         """(N, *shape): o_t, preprocessed."""
         return self.deploy.prep(store.get(ids, (0,)))[:, 0]
 
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """A training batch of frames or windows, randomly shifted when data.shift > 0 (pixels only)."""
+        pad = self.cfg.data.shift
+        return random_shift(x, pad) if pad and self.data.key == "image" else x
+
     def actions(self, store, ids) -> torch.Tensor:
         """(N, A): a_t in normalised units [-1, 1]."""
         return self.deploy.normalize(store.actions(ids))
@@ -194,7 +200,7 @@ class Common(Algorithm):
 
         def step(i: int) -> dict:
             ids = sampler()
-            x, y = x_fn(ids), y_fn(ids)
+            x, y = self.augment(x_fn(ids)), y_fn(ids)
             with self.run.autocast():
                 loss = loss_mod(x, y)
             self.update(opt, loss, i)

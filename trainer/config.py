@@ -43,6 +43,9 @@ class DataConfig:
     """where observations live during training: "ram", "memmap" (read per batch from the dataset files), or "auto" (state: ram; images: ram under 2 GiB)"""
     std_floor: float = 0.01
     """state normalisation divides by max(std, std_floor), so constant dimensions stay finite at deploy time"""
+    shift: int = 0
+    """pixels: random-shift augmentation of training batches by up to this many pixels (DrQ: pad with edge
+    pixels, crop back at a random offset; one offset for every frame of a window). 0: off"""
 
     def __post_init__(self):
         _choice(self.obs, "data.obs", ("auto", "state", "image"))
@@ -51,6 +54,7 @@ class DataConfig:
         _check(0.0 <= self.holdout < 0.9, "data.holdout", "must be in [0, 0.9)")
         _check(self.probe_windows >= 16, "data.probe_windows", "must be >= 16")
         _check(self.std_floor > 0, "data.std_floor", "must be > 0")
+        _check(0 <= self.shift <= 16, "data.shift", "must be in 0..16")
 
 
 @dataclass

@@ -19,6 +19,17 @@ from clamkit.errors import ConfigError
 from clamkit.trainer.mlp import MLP
 
 
+def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ's augmentation: each sample padded by `pad` edge pixels and cropped back at a random offset, the same
+    offset for all of its frames. x (B, ..., C, S, S) float -> same shape. Draws from torch's global RNG, which
+    checkpoints carry, so a resumed run draws the same shifts."""
+    B, S = x.shape[0], x.shape[-1]
+    flat = F.pad(x.reshape(B, -1, S, S), (pad,) * 4, mode="replicate")  # (B, K*C, S+2p, S+2p)
+    dx, dy = torch.randint(0, 2 * pad + 1, (2, B)).tolist()
+    out = torch.stack([flat[b, :, dy[b]:dy[b] + S, dx[b]:dx[b] + S] for b in range(B)])  # (B, K*C, S, S)
+    return out.reshape(x.shape)
+
+
 class ConvEncoder(nn.Module):
     """Stride-2 4x4 convs with LeakyReLU(0.2), one per width in `channels`, then flatten."""
 

@@ -76,7 +76,7 @@ class VQ(Common):
 
     def lam_step(self, i: int) -> dict:
         lab = self.data.lab
-        w = torch.cat([self.windows(self.data.lam, self.unl_sampler()), self.windows(lab, self.lab_sampler())])
+        w = self.augment(torch.cat([self.windows(self.data.lam, self.unl_sampler()), self.windows(lab, self.lab_sampler())]))
         with self.run.autocast():
             loss, fdm, vq, perplexity = self.lam_loss(w)
         self.update(self.lam_opt, loss, i)

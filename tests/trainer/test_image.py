@@ -42,3 +42,34 @@ def test_image_baselines_memmapped_84_resized_to_64(algo, tmp_path, helpers):
     assert policy.prep.size == 64
     a = policy(torch.randint(0, 256, (2, 84, 84, 3), dtype=torch.uint8))
     assert a.shape == (2, 2)
+
+
+def test_random_shift_moves_every_frame_of_a_window_together():
+    from clamkit.trainer.conv import random_shift
+    x = torch.rand(64, 3, 3, 16, 16)  # (B, K frames, C, S, S)
+    torch.manual_seed(0)
+    y = random_shift(x, 2)
+    assert y.shape == x.shape
+    padded = torch.nn.functional.pad(x.reshape(64, 9, 16, 16), (2,) * 4, mode="replicate")
+    offsets = set()
+    for b in range(64):  # each sample is one crop of its padded frames, the same crop for all K frames
+        match = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if torch.equal(padded[b, :, dy:dy + 16, dx:dx + 16], y[b].reshape(9, 16, 16))]
+        assert match
+        offsets.add(match[0])
+    assert len(offsets) > 5  # offsets vary across the batch
+    torch.manual_seed(0)
+    assert torch.equal(random_shift(x, 2), y)  # the global RNG (checkpointed) decides
+
+
+def test_shift_reaches_training_not_the_exported_policy(image_data, tmp_path, helpers):
+    expert, play = image_data
+    outs = []
+    for pad in (0, 4):
+        outs.append(tmp_path / f"shift{pad}")
+        helpers.clam_train(expert, play, outs[-1], f"data.shift={pad}", "lam.steps=4", "policy.steps=4",
+                           config=helpers.SMOKE_IMAGE)
+    (plain, _), (shifted, _) = load_policy(outs[0]), load_policy(outs[1])
+    obs = torch.from_numpy(sample_observations(outs[1], 4)["image"])
+    assert not torch.allclose(plain(obs), shifted(obs))  # same seed, same data: only the shifts differ
+    assert torch.equal(shifted(obs), shifted(obs))  # the exported policy never shifts
