@@ -17,7 +17,7 @@ validation seeds (200000+: choose settings there), --split test on test seeds (1
     python benchmarks/learning.py --quick                        # rich, < 20 min on 2 cores
     python benchmarks/learning.py --regime paper --seeds 3       # hours on a CPU; --jobs 2 on 2 cores
     python benchmarks/learning.py --regime scarce --tasks pick-place-v3 --seeds 3
-    python benchmarks/learning.py --obs image --tasks reach-block push-button place-block close-drawer --seeds 2
+    python benchmarks/learning.py --obs image --tasks reach-block push-button place-block close-drawer --seeds 2 --vary-data
 
 Resumable: finished cells are read back from benchmarks/results/learning.json and skipped.
 Everything runs through the real CLIs (clam-record, clam-train, clam-export, clam-eval).
@@ -71,42 +71,50 @@ def bin_(name: str) -> str:
 
 SEEDS = {"test": 100_000, "val": 200_000}  # evaluation seeds; clam-record's are < 10,000
 DATA_SEEDS = {"expert": 1000, "play": 2000, "pool": 3000, "lowret": 4000}
+DRAW_STRIDE = 10_000  # recording seeds of data draw k: DATA_SEEDS + 10,000 k (below the evaluation seeds)
 
 
-def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str = "state") -> Path:
+def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str = "state", draw: int = 0) -> Path:
     """A cached recording. expert / play: the scripted policies; pool: noisy expert, random-action probability
     U(0, 1), observations only; lowret: noisy expert, U(0.5, 1), labelled. Seeded, so a smaller recording
-    of a kind is a prefix of a larger one. obs "image" also stores IMAGE_SIZE camera frames."""
+    of a kind is a prefix of a larger one. obs "image" also stores IMAGE_SIZE camera frames. draw: which
+    independent recording (training seed s trains on draw s, so the spread across seeds includes the data's)."""
     name = kind if kind in ("expert", "play", "pool") else f"{kind}-{episodes}"
-    out = CACHE / "data" / task / (name if obs == "state" else f"{name}-img{IMAGE_SIZE}")
+    name = (name if obs == "state" else f"{name}-img{IMAGE_SIZE}") + (f"-d{draw}" if draw else "")
+    out = CACHE / "data" / task / name
     frames = ["--image-size", str(IMAGE_SIZE)] if obs == "image" else []
+    seed = DATA_SEEDS[kind] + DRAW_STRIDE * draw
+    if seed + max(episodes, 1000) > SEEDS["test"]:
+        raise SystemExit(f"data draw {draw} would reach the evaluation seeds ({SEEDS['test']}+): use fewer seeds")
     meta = out / "meta.json"
     if not meta.exists() or len(json.loads(meta.read_text())["episodes"]) < episodes:
         policy = {"expert": ["--policy", "expert"], "play": ["--policy", "play"],
                   "pool": ["--policy", "noisy-expert", "--noise-range", "0", "1", "--no-actions"],
                   "lowret": ["--policy", "noisy-expert", "--noise-range", "0.5", "1"]}[kind]
         sh(bin_("clam-record"), env, "--task", task, *policy, "--episodes", str(episodes),
-           "--max-steps", str(steps), "--seed", str(DATA_SEEDS[kind]), *frames, "--out", str(out), "--quiet")
+           "--max-steps", str(steps), "--seed", str(seed), *frames, "--out", str(out), "--quiet")
     return out
 
 
-def datasets(env: str, task: str, regime: str, n_lab: int, a) -> dict:
+def datasets(env: str, task: str, regime: str, n_lab: int, a, draw: int = 0) -> dict:
     steps = EPISODE_STEPS[env]
-    d = {"unlabelled": record(env, task, "expert", a.expert_episodes, steps, a.obs)}
+    d = {"unlabelled": record(env, task, "expert", a.expert_episodes, steps, a.obs, draw)}
     if regime == "rich":
-        d["labelled"] = record(env, task, "play", a.play_episodes, steps, a.obs)
+        d["labelled"] = record(env, task, "play", a.play_episodes, steps, a.obs, draw)
     else:
-        d["labelled"] = record(env, task, "lowret", n_lab, steps, a.obs)
-        d["pool"] = record(env, task, "pool", a.pool_episodes, steps, a.obs)
+        d["labelled"] = record(env, task, "lowret", n_lab, steps, a.obs, draw)
+        d["pool"] = record(env, task, "pool", a.pool_episodes, steps, a.obs, draw)
     return d
 
 
 def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a) -> dict:
     """Train, export and evaluate one (regime, labelled size, task, method, seed)."""
-    d = datasets(env, task, regime, n_lab, a)
+    draw = seed if a.vary_data else 0
+    d = datasets(env, task, regime, n_lab, a, draw)
     # A run is keyed by everything that shapes it: data, method, seed, recipe and --set variants. bc-expert
     # reads neither the labelled set nor the pool, so one run serves every regime.
     data_key = "any" if method == "bc-expert" else ("rich" if regime == "rich" else f"lab{n_lab}")
+    data_key += f"-d{draw}" if draw else ""
     variant = f"{method}-s{seed}-{Path(a.config[env]).stem}-{data_key}" + (f"-{a.name}" if a.set else "")
     run = CACHE / "runs" / task / variant
     bundle = CACHE / "bundles" / task / variant
@@ -135,7 +143,7 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
         score = r["mean_return"] / np.mean([e["return"] for e in expert_return["episodes"]])
     cfg = (ROOT / a.config[env]).read_bytes() + "\n".join(a.set).encode()
     return {"env": env, "task": task, "obs": a.obs, "method": method, "seed": seed, "regime": regime,
-            "labelled_episodes": n_lab, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
+            "labelled_episodes": n_lab, "data_draw": draw, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
             "provenance": {"config": a.config[env], "set": a.set, "config_sha256": hashlib.sha256(cfg).hexdigest()[:16],
                            "code_version": code_version(), "train_s": round(summary.get("seconds", train_s), 1),
                            "stage_s": {k: v["seconds"] for k, v in summary.get("stages", {}).items()}, "load_at_start": round(load0, 2),
@@ -243,6 +251,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="extra clam-train --set for every run")
     ap.add_argument("--name", default=None, help="results file stem (default learning-REGIME[-quick])")
     ap.add_argument("--episodes", type=int, default=None, help="evaluation episodes per cell (default 40; --quick 20)")
+    ap.add_argument("--vary-data", action="store_true",
+                    help="training seed s trains on its own recordings (data draw s), so the +- across seeds includes "
+                         "the data's variance; default: every seed shares draw 0")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel (one core each)")
     ap.add_argument("--report", action="store_true", help="only rewrite the .md and .png from the results file")
     a = ap.parse_args()
@@ -274,7 +285,8 @@ def main() -> None:
     t0 = time.perf_counter()
     # Data first, one recording at a time per task (parallel across tasks): cells then only read it.
     with ThreadPoolExecutor(a.jobs) as ex:
-        list(ex.map(lambda t: [datasets(env_of(t), t, a.regime, n, a) for n in sizes], tasks))
+        draws = range(a.seeds) if a.vary_data else [0]
+        list(ex.map(lambda t: [datasets(env_of(t), t, a.regime, n, a, k) for n in sizes for k in draws], tasks))
     print(f"[{time.perf_counter() - t0:6.0f}s] data ready; {len(todo)} cells to run", flush=True)
     with ThreadPoolExecutor(a.jobs) as ex:
         futures = {ex.submit(cell, *job, a): job for job in todo}
