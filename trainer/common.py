@@ -107,6 +107,8 @@ class Common(Algorithm):
         """A model of this data's family ("IDM" or "FDM"), on the device, its Δ scaling set from the data."""
         if kind == "FDM" and self.data.key == "image" and self.cfg.model.fdm_size:
             kw["size"] = self.cfg.model.fdm_size
+        if kind == "IDM" and self.data.key == "image" and self.cfg.model.idm_motion:
+            kw["motion"] = True
         m = getattr(self.family, kind)(self.shape, out_dim, **self.net, **kw).to(self.dev)
         if hasattr(m, "delta_scale") and self.data.delta_rms is not None:
             m.delta_scale.copy_(1.0 / torch.from_numpy(self.data.delta_rms))

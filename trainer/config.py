@@ -72,6 +72,9 @@ class ModelConfig:
     fdm_size: int = 0
     """pixel FDM: side at which ô_{t+1} is predicted, dividing the image side (e.g. 32 for 64x64 images: ~4x
     cheaper on a CPU); 0: full resolution"""
+    idm_motion: bool = False
+    """pixel IDMs read o_t and the frame differences o_t - o_{t-1}, o_{t+1} - o_t instead of the three frames:
+    the same information, with the motion (a few pixels per step at 64x64) made explicit"""
 
     def __post_init__(self):
         _check(1 <= self.la_dim <= 1024, "model.la_dim", "must be in 1..1024")

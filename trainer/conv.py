@@ -74,17 +74,20 @@ class Up(nn.Module):
 
 class IDM(nn.Module):
     """z_t = f(o_{t-1}, o_t, o_{t+1}): the K frames stacked on channels, CNN, MLP head.
-    squash=True: a supervised IDM predicting a_t in [-1, 1]."""
+    squash=True: a supervised IDM predicting a_t in [-1, 1]. motion=True: it reads o_t and the two frame
+    differences instead (model.idm_motion)."""
 
     def __init__(self, obs_shape: tuple[int, ...], out_dim: int, hidden: list[int], channels: list[int],
-                 squash: bool = False):
+                 squash: bool = False, motion: bool = False):
         super().__init__()
         c, s, _ = obs_shape  # (3, S, S)
-        self.squash = squash
+        self.squash, self.motion = squash, motion
         self.enc = ConvEncoder(3 * c, channels, s)
         self.head = MLP(self.enc.out_dim, hidden, out_dim)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if self.motion:  # o_t, o_t - o_{t-1}, o_{t+1} - o_t
+            w = torch.cat([w[:, 1:2], w[:, 1:] - w[:, :-1]], 1)
         y = self.head(self.enc(w.flatten(1, 2)))  # (B, K, 3, S, S) -> (B, K*3, S, S) -> (B, out)
         return torch.tanh(y) if self.squash else y
 

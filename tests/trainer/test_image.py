@@ -73,3 +73,23 @@ def test_shift_reaches_training_not_the_exported_policy(image_data, tmp_path, he
     obs = torch.from_numpy(sample_observations(outs[1], 4)["image"])
     assert not torch.allclose(plain(obs), shifted(obs))  # same seed, same data: only the shifts differ
     assert torch.equal(shifted(obs), shifted(obs))  # the exported policy never shifts
+
+
+def test_idm_motion_reads_the_frame_differences():
+    from clamkit.trainer.conv import IDM
+    torch.manual_seed(0)
+    motion = IDM((3, 16, 16), 4, [8], [4, 8], motion=True)
+    frames = IDM((3, 16, 16), 4, [8], [4, 8])
+    frames.load_state_dict(motion.state_dict())
+    w = torch.rand(5, 3, 3, 16, 16)  # (B, o_{t-1} o_t o_{t+1}, C, S, S)
+    diffs = torch.stack([w[:, 1], w[:, 1] - w[:, 0], w[:, 2] - w[:, 1]], 1)
+    assert torch.allclose(motion(w), frames(diffs))
+    assert not torch.allclose(motion(w), frames(w))
+
+
+def test_idm_motion_trains_end_to_end(image_data, tmp_path, helpers):
+    expert, play = image_data
+    out = tmp_path / "run"
+    helpers.clam_train(expert, play, out, "model.idm_motion=true", "lam.steps=2", "policy.steps=2",
+                       config=helpers.SMOKE_IMAGE)
+    assert (out / "policy.pt").exists() and "idm_motion: true" in (out / "config.yaml").read_text()
