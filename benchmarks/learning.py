@@ -120,7 +120,7 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     bundle = CACHE / "bundles" / task / variant
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
     if not (run / "policy.pt").exists():
-        resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
+        resume = ["--resume"] if run.exists() else []  # also a run killed before its first checkpoint
         sets = [f"--set=algo={method}"] + [f"--set={s}" for s in a.set]
         pool = ["--pool", str(d["pool"])] if "pool" in d and method in ("clam", "vq") else []
         sh(bin_("clam-train"), "--config", str(ROOT / a.config[env]), "--unlabelled", str(d["unlabelled"]),

@@ -1,0 +1,70 @@
+"""benchmarks/learning.py's bookkeeping (the benchmark itself runs for hours and is not a test)."""
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def learning(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_learning", ROOT / "benchmarks" / "learning.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "CACHE", tmp_path / "cache")
+    return mod
+
+
+def _args(**kw):
+    a = dict(obs="image", expert_episodes=3, play_episodes=2, pool_episodes=4, set=[], name=None, split="test",
+             eval_episodes=2, vary_data=False, config={"widowx-sim": "configs/widowx-image-cpu.yaml"})
+    a.update(kw)
+    return SimpleNamespace(**a)
+
+
+def _fake_clis(learning, monkeypatch, calls):
+    """Stand-ins for the CLIs: record what each was asked, write what the next step reads."""
+    def sh(*cmd, log=None):
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1]) if "--out" in cmd else None
+        if cmd[0].endswith("clam-record"):
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "meta.json").write_text(json.dumps({"episodes": [{}] * int(cmd[cmd.index("--episodes") + 1])}))
+        elif cmd[0].endswith("clam-train"):
+            (out / "policy.pt").parent.mkdir(parents=True, exist_ok=True)
+            (out / "policy.pt").write_text("")
+        elif cmd[0].endswith("clam-export"):
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "clam.json").write_text("{}")
+        elif cmd[0].endswith("clam-eval"):
+            Path(cmd[cmd.index("--json") + 1]).write_text(json.dumps({"success_rate": 0.5}))
+        return ""
+    monkeypatch.setattr(learning, "sh", sh)
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_resumed(learning, monkeypatch):
+    calls = []
+    _fake_clis(learning, monkeypatch, calls)
+    a = _args()
+    killed = learning.CACHE / "runs" / "reach-block" / "clam-s0-widowx-image-cpu-rich"
+    killed.mkdir(parents=True)
+    (killed / "config.yaml").write_text("algo: clam\n")  # clam-train refuses this directory without --resume
+    learning.cell("widowx-sim", "reach-block", "clam", 0, "rich", 50, a)
+    train = [c for c in calls if c[0].endswith("clam-train")]
+    assert len(train) == 1 and "--resume" in train[0]
+
+
+def test_vary_data_gives_each_seed_its_own_recordings(learning, monkeypatch):
+    calls = []
+    _fake_clis(learning, monkeypatch, calls)
+    for seed in (0, 1):
+        c = learning.cell("widowx-sim", "reach-block", "clam", seed, "rich", 50, _args(vary_data=True))
+        assert c["data_draw"] == seed
+    record_seeds = {int(c[c.index("--seed") + 1]) for c in calls if c[0].endswith("clam-record")}
+    assert record_seeds == {1000, 2000, 11000, 12000}  # expert and play of draws 0 and 1
+    trained_on = {c[c.index("--unlabelled") + 1] for c in calls if c[0].endswith("clam-train")}
+    assert len(trained_on) == 2
