@@ -78,10 +78,11 @@ class WidowXConfig:
     command for that tick (hold; counted)."""
     max_refusals: int = 5
     """Consecutive ticks Interbotix may refuse a command (set_joint_positions -> False) before it is a fault."""
-    effort_limit: float | None = 1800.0
+    effort_limit: float | None = wx.EFFORT_LIMIT
     """|joint effort| above which a joint counts as overloaded. xs_sdk reports present current in mA on
-    the XM430 motors (~80% of an XM430-W350's 2.3 A stall current). None turns the check off."""
-    effort_fault_ticks: int = 3
+    the XM430 motors (1800: ~80% of an XM430-W350's 2.3 A stall current; widowx_common.joint_efforts). widowx-sim
+    applies the same rule with the same defaults. None turns the check off."""
+    effort_fault_ticks: int = wx.EFFORT_FAULT_TICKS
     """Consecutive overloaded ticks that make a fault (a single current spike on a direction change is normal)."""
     joint_state_timeout: float | None = 0.25
     """s: a joint state older than this stops the run (WidowXFault). xs_sdk publishes at 100 Hz with ~10 ms
