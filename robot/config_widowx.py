@@ -68,7 +68,7 @@ class WidowXConfig:
     """Box the end-effector target is clamped to (position and rpy), as in the simulator."""
     max_joint_step: float = wx.MAX_JOINT_STEP
     """Largest change of any joint per tick (rad), before the velocity cap below."""
-    velocity_margin: float = 0.9
+    velocity_margin: float = wx.VELOCITY_MARGIN
     """Fraction of each joint's velocity limit a tick may use: Interbotix refuses a whole command
     that would exceed a limit, so stay a little under it."""
     joint_limit_margin: float = 0.01

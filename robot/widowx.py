@@ -246,7 +246,7 @@ class WidowXRobot(Robot):
         self._lo, self._hi = lo, hi
         vel = getattr(info, "joint_velocity_limits", None)
         vel = np.asarray(vel if vel is not None else [], float)
-        self._vmax = vel if vel.shape == (6,) and (vel > 0).all() else np.full(6, np.pi)
+        self._vmax = vel if vel.shape == (6,) and (vel > 0).all() else np.full(6, wx.JOINT_VELOCITY_LIMIT)
         home = np.asarray(self.config.home)
         if ((home < lo) | (home > hi)).any():
             raise UserError(f"home pose {home} is outside the joint limits reported by the arm")
@@ -348,7 +348,9 @@ class WidowXRobot(Robot):
 
         # One tick may use velocity_margin of each joint's limit over moving_time, and at most max_joint_step.
         step = np.minimum(cfg.max_joint_step, cfg.velocity_margin * self._vmax * cfg.moving_time)  # (6,)
-        cmd = wx.action_to_joint_command(q, a, self.workspace, max_joint_step=float(step.min()))
+        cmd = wx.action_to_joint_command(q, a, self.workspace,
+                                         max_joint_step=wx.tick_joint_step(cfg.moving_time, cfg.max_joint_step,
+                                                                           self._vmax, cfg.velocity_margin))
         if not cmd.ik.success:
             self.ik_misses += 1
             log.debug("IK best effort: pos_err %.4f m rot_err %.3f rad", cmd.ik.pos_err, cmd.ik.rot_err)

@@ -43,6 +43,18 @@ SLEEP = np.array([0.0, -1.80, 1.55, 0.0, 0.8, 0.0])
 # The largest change of any joint per tick (rad; 4 rad/s, about the XM430 servos' top speed): a far IK
 # branch switch, or a big wrist swing near the wrist singularity, is spread over several ticks.
 MAX_JOINT_STEP = 0.8
+# The xs_sdk's joint_velocity_limits for every wx250s arm joint (rad/s, its URDF): Interbotix refuses a command
+# faster than that, so the real driver sends at most VELOCITY_MARGIN of it per tick (WidowXConfig.velocity_margin).
+JOINT_VELOCITY_LIMIT = np.pi
+VELOCITY_MARGIN = 0.9
+
+
+def tick_joint_step(moving_time: float, max_joint_step: float = MAX_JOINT_STEP, vmax=JOINT_VELOCITY_LIMIT,
+                    margin: float = VELOCITY_MARGIN) -> float:
+    """The largest change of any joint per tick that the real driver sends (and widowx-sim, so both move alike):
+    max_joint_step, and no more than `margin` of the slowest joint's velocity limit over moving_time
+    (0.565 rad at 5 Hz)."""
+    return float(min(max_joint_step, margin * np.min(vmax) * moving_time))
 
 
 # ----------------------------------------------------------------------------- servos and effort

@@ -340,7 +340,9 @@ class WidowXSimRobot(Robot):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{self.name}: non-finite action {a} (the runtime safety layer should have held)")
         self._effort.check(self.joint_efforts())  # the real driver's rule, at the same point of the tick: EffortFault
-        cmd = wx.action_to_joint_command(self.joint_positions(), a, self.workspace)
+        # The real driver's per-tick joint step (its velocity cap, 0.565 rad at 5 Hz), so both arms take the same steps.
+        cmd = wx.action_to_joint_command(self.joint_positions(), a, self.workspace,
+                                         max_joint_step=wx.tick_joint_step(1.0 / self.fps))
         if not cmd.ik.success:
             log.debug("IK best effort: pos_err %.4f m rot_err %.3f rad", cmd.ik.pos_err, cmd.ik.rot_err)
         # The servos follow an xs_sdk time profile to the target over the tick (moving_time = 1/fps, accel_time a

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # wx250s motor config (interbotix_xsarm_control/config/wx250s.yaml) joint limits (rad) and the URDF velocity limit.
 JOINT_LOWER = (-3.141583, -1.884956, -2.146755, -3.141583, -1.745329, -3.141583)
 JOINT_UPPER = (3.141583, 1.989675, 1.605703, 3.141583, 2.146755, 3.141583)
-JOINT_VELOCITY = (np.pi,) * 6
+JOINT_VELOCITY = (wx.JOINT_VELOCITY_LIMIT,) * 6
 JS_RATE = 100.0           # Hz, xs_sdk's joint_state_publish_rate
 POSITION_TICK = 2 * np.pi / 4096   # rad per Present_Position unit
 VELOCITY_TICK = 0.229 * 2 * np.pi / 60  # rad/s per Present_Velocity unit (0.229 rpm)

@@ -105,6 +105,10 @@ def test_actions_beyond_the_workspace_are_clamped(robot, monkeypatch):
 def test_episode_ends_at_max_steps_and_lifecycle_errors():
     with pytest.raises(UserError, match="unknown widowx-sim task"):
         WidowXSimRobot(task="stack-blocks")
+    with pytest.raises(UserError, match="effort_limit"):
+        WidowXSimRobot(effort_limit=0)
+    with pytest.raises(UserError, match="effort_fault_ticks"):
+        WidowXSimRobot(effort_fault_ticks=0)
     r = WidowXSimRobot(task="reach-block", max_steps=3)
     with pytest.raises(DeviceNotConnectedError):
         r.reset(seed=0)
@@ -344,3 +348,15 @@ def test_effort_fault_fails_its_episode_and_the_evaluation_goes_on(tmp_path):
     with pytest.raises(wx.EffortFault):  # by default a fault stops the run, as on hardware
         run_loop(WidowXSimRobot(task="reach-block", workspace=LOW_WORKSPACE), PushDown(), None,
                  LoopOptions(hz=0, episodes=2))
+
+
+def test_joint_steps_are_capped_like_the_real_drivers():
+    """Both arms send at most 0.9 x the xs_sdk's velocity limit (pi rad/s) over the tick: a big wrist turn is
+    spread over ticks in widowx-sim exactly as the driver spreads it (the simulator used to allow 0.8 rad)."""
+    assert wx.tick_joint_step(0.2) == pytest.approx(0.9 * np.pi * 0.2)
+    r = WidowXSimRobot(task="reach-block", effort_limit=None)
+    with r:
+        r.reset(seed=0)
+        q0 = r.joint_positions()
+        r.send_action(np.array([0, 0, 0, -0.25, 0, 0.25, 1.0], np.float32))  # 0.595 rad of wrist with a 0.8 cap
+        assert np.abs(r.last_command.q - q0).max() <= wx.tick_joint_step(0.2) + 1e-9
