@@ -360,3 +360,12 @@ def test_joint_steps_are_capped_like_the_real_drivers():
         q0 = r.joint_positions()
         r.send_action(np.array([0, 0, 0, -0.25, 0, 0.25, 1.0], np.float32))  # 0.595 rad of wrist with a 0.8 cap
         assert np.abs(r.last_command.q - q0).max() <= wx.tick_joint_step(0.2) + 1e-9
+
+
+def test_free_space_wrist_turns_stay_under_the_effort_limit():
+    """Play's brisk wrist turns touch nothing, so they must not read as an overload: the XL430 on wrist_rotate
+    reflects a quarter of the XM430 joints' inertia (with theirs it saturated on ordinary turns)."""
+    r = WidowXSimRobot(task="reach-block", max_steps=50)
+    with r:
+        for seed in range(4):
+            rollout(r, play_policy("reach-block", r), seed)  # raises EffortFault on a trip
