@@ -122,7 +122,7 @@ def test_episode_ends_at_max_steps_and_lifecycle_errors():
 
 
 def test_play_policy_covers_the_action_space(robot, monkeypatch):
-    monkeypatch.setattr(robot._effort, "limit", None)  # as clam-record: fast play wrist swings saturate the XL430
+    monkeypatch.setattr(robot._effort, "limit", None)  # as clam-record: play bumps into the objects now and then
     actions = []
     for seed in range(3):
         policy = play_policy(robot.task, robot)
