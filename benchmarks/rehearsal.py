@@ -4,9 +4,13 @@
   emulated   clam-run BUNDLE --robot widowx --camera realsense --emulate        (the real Interbotix + RealSense
              drivers against MuJoCo physics in real time, docs/deploy.md §6)
 
-and reports both success rates, their gap (issue target: within 0.1) and what the emulated drivers add to
-the latency of a tick (camera-to-action age, tick, per stage; p50 / p99 ms). Both run at the bundle's rate
-(5 Hz for WidowX bundles), so ages and tick times compare; 40 episodes of 50 ticks take ~7 min per path.
+and reports both success rates, their gap (issue target: within 0.1), the episodes whose outcome differs
+(seed, success and fault on each path) and what the emulated drivers add to the latency of a tick
+(camera-to-action age, tick, per stage; p50 / p99 ms). Both run at the bundle's rate (5 Hz for WidowX
+bundles), so ages and tick times compare; 40 episodes of 50 ticks take ~7 min per path. Both run with
+--continue-after-fault: the effort guard (the real driver's, and widowx-sim's copy of it) fails its
+episode on either path and the run goes on, so both paths score the same 40 episodes. Provenance
+(code commit, bundle hash, machine and its load) goes with the entry.
 
     python benchmarks/rehearsal.py BUNDLE --task reach-block --episodes 40
     python benchmarks/rehearsal.py BUNDLE --task reach-block --robot-opt ros=ros1   # the ROS 1 layout
@@ -17,11 +21,14 @@ Writes benchmarks/results/rehearsal.json (one entry per bundle + task + options;
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from _common import load, machine
 
 from clamkit.fileio import write_json_atomic
 
@@ -31,12 +38,47 @@ SEED = 100_000  # clam-eval's default: scenes never recorded for training
 
 
 def run(bundle: Path, args: list[str], report: Path) -> dict:
+    """One clam-run (skipped when its report exists: resumable); the report, plus the load around the run."""
     if not report.exists():
-        cmd = [str(Path(sys.executable).parent / "clam-run"), str(bundle), *args, "--report", str(report), "--live-every", "0"]
+        before = load()
+        cmd = [str(Path(sys.executable).parent / "clam-run"), str(bundle), *args, "--continue-after-fault",
+               "--report", str(report), "--live-every", "0"]
         p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl")))
         if p.returncode != 0 and not report.exists():  # a run a fault stopped still reports (stop_reason says why)
             raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
+        r = json.loads(report.read_text())
+        write_json_atomic(report, r | {"load_before_after": [before, load()], "command": cmd})
     return json.loads(report.read_text())
+
+
+def bundle_sha256(bundle: Path) -> str:
+    """One hash over the bundle's files (names and contents)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in bundle.rglob("*") if p.is_file()):
+        h.update(f.relative_to(bundle).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def commit() -> str:
+    p = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
+    return p.stdout.strip() or "?"
+
+
+def differing(sim: dict, emu: dict) -> list[dict]:
+    """The episodes (by seed) whose success differs between the paths, with each path's fault if any."""
+    by_seed = {e["seed"]: e for e in emu["episodes"]}
+    out = []
+    for s in sim["episodes"]:
+        e = by_seed.get(s["seed"])
+        if e is not None and bool(s.get("success")) != bool(e.get("success")):
+            out.append({"seed": s["seed"], "sim": {k: s.get(k) for k in ("success", "fault")},
+                        "emulated": {k: e.get(k) for k in ("success", "fault")}})
+    return out
+
+
+def faults(r: dict) -> list[dict]:
+    return [{"seed": e["seed"], "fault": e["fault"]} for e in r["episodes"] if e.get("fault")]
 
 
 def latency(r: dict) -> dict:
@@ -61,14 +103,19 @@ def main() -> None:
     emu = run(a.bundle, ["--robot", "widowx", "--camera", "realsense", "--emulate", "--robot-opt", f"task={a.task}",
                          *[x for o in a.robot_opt for x in ("--robot-opt", o)], *common], work / "emulated.json")
     ls, le = latency(sim), latency(emu)
-    entry = {"bundle": str(a.bundle), "task": a.task, "episodes": a.episodes, "seed": SEED, "robot_opt": a.robot_opt,
+    entry = {"bundle": str(a.bundle.resolve()), "bundle_sha256": bundle_sha256(a.bundle), "code": commit(),
+             "machine": machine(), "load_before_after": {"sim": sim.get("load_before_after"),
+                                                         "emulated": emu.get("load_before_after")},
+             "task": a.task, "episodes": a.episodes, "seed": SEED, "robot_opt": a.robot_opt,
              "success": {"sim": sim["success_rate"], "emulated": emu["success_rate"]},
              "gap": round(abs(sim["success_rate"] - emu["success_rate"]), 3),
              "latency_ms_p50_p99": {"sim": ls, "emulated": le},
              "added_by_emulated_drivers_ms_p50": {k: round(le[k][0] - ls[k][0], 2) for k in le if k in ls},
              "missed_deadlines": {"sim": sim["missed_deadlines"], "emulated": emu["missed_deadlines"]},
              "stop_reason": {"sim": sim["stop_reason"], "emulated": emu["stop_reason"]},
-             "episodes_run": {"sim": len(sim["episodes"]), "emulated": len(emu["episodes"])}}
+             "episodes_run": {"sim": len(sim["episodes"]), "emulated": len(emu["episodes"])},
+             "faults": {"sim": faults(sim), "emulated": faults(emu)},
+             "differing_episodes": differing(sim, emu)}
     out = RESULTS / "rehearsal.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results[key] = entry

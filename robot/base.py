@@ -19,6 +19,12 @@ class DeviceNotConnectedError(RuntimeError):
     """A verb that needs a connected device was called before connect() or after disconnect()."""
 
 
+class EpisodeFault(RuntimeError):
+    """A fault that ends the current episode but leaves the robot able to start the next one with reset(),
+    e.g. the WidowX's effort guard: the arm pressed too hard and was stopped. The control loop stops the run
+    on it like on any fault, unless told to count it as a failed episode and go on (evaluation, rehearsal)."""
+
+
 class Robot(abc.ABC):
     """A robot (or simulated robot) that takes continuous actions at a fixed rate.
 

@@ -68,7 +68,7 @@ class WidowXConfig:
     """Box the end-effector target is clamped to (position and rpy), as in the simulator."""
     max_joint_step: float = wx.MAX_JOINT_STEP
     """Largest change of any joint per tick (rad), before the velocity cap below."""
-    velocity_margin: float = 0.9
+    velocity_margin: float = wx.VELOCITY_MARGIN
     """Fraction of each joint's velocity limit a tick may use: Interbotix refuses a whole command
     that would exceed a limit, so stay a little under it."""
     joint_limit_margin: float = 0.01
@@ -78,10 +78,11 @@ class WidowXConfig:
     command for that tick (hold; counted)."""
     max_refusals: int = 5
     """Consecutive ticks Interbotix may refuse a command (set_joint_positions -> False) before it is a fault."""
-    effort_limit: float | None = 1800.0
+    effort_limit: float | None = wx.EFFORT_LIMIT
     """|joint effort| above which a joint counts as overloaded. xs_sdk reports present current in mA on
-    the XM430 motors (~80% of an XM430-W350's 2.3 A stall current). None turns the check off."""
-    effort_fault_ticks: int = 3
+    the XM430 motors (1800: ~80% of an XM430-W350's 2.3 A stall current; widowx_common.joint_efforts). widowx-sim
+    applies the same rule with the same defaults. None turns the check off."""
+    effort_fault_ticks: int = wx.EFFORT_FAULT_TICKS
     """Consecutive overloaded ticks that make a fault (a single current spike on a direction change is normal)."""
     joint_state_timeout: float | None = 0.25
     """s: a joint state older than this stops the run (WidowXFault). xs_sdk publishes at 100 Hz with ~10 ms

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from clamkit.robot.base import Camera, DeviceNotConnectedError, Frame, Robot
+from clamkit.robot.base import Camera, DeviceNotConnectedError, EpisodeFault, Frame, Robot
 from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,10 @@ EE_SEMANTICS = "ee_delta_xyz_rpy+gripper"
 
 class FakeFault(RuntimeError):
     """The failure a FakeRobot/FakeCamera was told to produce."""
+
+
+class FakeEpisodeFault(FakeFault, EpisodeFault):
+    """The same, as a fault that ends only its episode (FakeRobot(episode_fault=True)), like the WidowX effort guard."""
 
 
 class FakeRobot(Robot):
@@ -44,7 +48,7 @@ class FakeRobot(Robot):
     def __init__(self, dim: int = 2, *, action_dim: int | None = None, semantics: str = "fake:delta_pos",
                  low=None, high=None, gain: float = 0.1, tol: float = 0.05,
                  max_steps: int = 50, state: bool = True, fps: float = 50.0,
-                 fail_at: int | None = None, fail_in: str = "send_action",
+                 fail_at: int | None = None, fail_in: str = "send_action", episode_fault: bool = False,
                  workspace: tuple | None = None, name: str = "fake"):
         if semantics == EE_SEMANTICS:
             dim, action_dim = 3, 7
@@ -63,6 +67,7 @@ class FakeRobot(Robot):
         self.high = np.broadcast_to(np.asarray(1.0 if high is None else high, np.float64), (self.action_dim,)).copy()
         self.gain, self.tol, self.max_steps, self.has_state = float(gain), float(tol), int(max_steps), bool(state)
         self.fps, self.fail_at, self.fail_in, self.name = float(fps), fail_at, fail_in, name
+        self.episode_fault = bool(episode_fault)  # the injected fault is a FakeEpisodeFault (ends only its episode)
         self.workspace = None if workspace is None else np.asarray(workspace, dtype=np.float64).reshape(2, self.dim)
         self._connected = False
         self.pos, self.goal = np.zeros(self.dim), np.zeros(self.dim)
@@ -113,7 +118,8 @@ class FakeRobot(Robot):
 
     def _maybe_fail(self, where: str) -> None:
         if self.fail_at is not None and where == self.fail_in and self._steps >= self.fail_at:
-            raise FakeFault(f"{self.name}: injected fault in {where} at step {self._steps}")
+            raise (FakeEpisodeFault if self.episode_fault else FakeFault)(
+                f"{self.name}: injected fault in {where} at step {self._steps}")
 
     def get_observation(self) -> dict[str, np.ndarray]:
         self._require()

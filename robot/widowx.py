@@ -47,6 +47,7 @@ from clamkit.robot import kinematics as kin
 from clamkit.robot import widowx_common as wx
 from clamkit.robot.base import DeviceNotConnectedError, Robot
 from clamkit.robot.config_widowx import WidowXConfig
+from clamkit.robot.widowx_common import EffortFault, WidowXFault  # noqa: F401 - where users catch them
 from clamkit.specs import ActionSpec, ObservationSpec
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,6 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = ("install ROS and the Interbotix arm packages with Interbotix's xsarm_amd64_install.sh "
                 "(https://docs.trossenrobotics.com/interbotix_xsarms_docs/ros_interface/ros2/software_setup.html), "
                 "source ~/interbotix_ws/install/setup.bash, and use a venv made with --system-site-packages")
-
-
-class WidowXFault(RuntimeError):
-    """The arm is in a state where sending more commands is unsafe (overload, commands refused)."""
 
 
 def _stamp_seconds(stamp) -> float | None:
@@ -114,7 +111,8 @@ class WidowXRobot(Robot):
         self._shutdown = None  # how to stop the Interbotix node on disconnect
         self._gripper_open: bool | None = None
         self._at_sleep = False
-        self._effort_streak = self._refusal_streak = 0
+        self._effort = wx.EffortGuard(self.config.effort_limit, self.config.effort_fault_ticks)
+        self._refusal_streak = 0
         self.ticks = self.joint_limit_hits = self.velocity_caps = self.refusals = 0
         self.ik_misses = self.gripper_switches = 0
         self.last_command: wx.JointCommand | None = None
@@ -248,7 +246,7 @@ class WidowXRobot(Robot):
         self._lo, self._hi = lo, hi
         vel = getattr(info, "joint_velocity_limits", None)
         vel = np.asarray(vel if vel is not None else [], float)
-        self._vmax = vel if vel.shape == (6,) and (vel > 0).all() else np.full(6, np.pi)
+        self._vmax = vel if vel.shape == (6,) and (vel > 0).all() else np.full(6, wx.JOINT_VELOCITY_LIMIT)
         home = np.asarray(self.config.home)
         if ((home < lo) | (home > hi)).any():
             raise UserError(f"home pose {home} is outside the joint limits reported by the arm")
@@ -344,13 +342,15 @@ class WidowXRobot(Robot):
             raise ValueError(f"{self.name}: need 7 finite action values, got {action!r} (the safety layer should hold)")
         self._check_joint_state_age()
         q, effort, _ = self._joint_states()
-        self._check_effort(effort)
+        self._effort.check(effort)  # the rule widowx-sim applies too (widowx_common.EffortGuard)
         self.ticks += 1
         self._at_sleep = False
 
         # One tick may use velocity_margin of each joint's limit over moving_time, and at most max_joint_step.
         step = np.minimum(cfg.max_joint_step, cfg.velocity_margin * self._vmax * cfg.moving_time)  # (6,)
-        cmd = wx.action_to_joint_command(q, a, self.workspace, max_joint_step=float(step.min()))
+        cmd = wx.action_to_joint_command(q, a, self.workspace,
+                                         max_joint_step=wx.tick_joint_step(cfg.moving_time, cfg.max_joint_step,
+                                                                           self._vmax, cfg.velocity_margin))
         if not cmd.ik.success:
             self.ik_misses += 1
             log.debug("IK best effort: pos_err %.4f m rot_err %.3f rad", cmd.ik.pos_err, cmd.ik.rot_err)
@@ -417,22 +417,6 @@ class WidowXRobot(Robot):
             raise WidowXFault(f"joint states are {age:.2f} s old (limit {limit:g} s): the xs_sdk is not publishing "
                               "(a servo not answering?) or its messages arrive late; stopping")
 
-    def _check_effort(self, effort: np.ndarray | None) -> None:
-        limit = self.config.effort_limit
-        if limit is None or effort is None:
-            return
-        over = np.abs(effort) > limit
-        if not over.any():
-            self._effort_streak = 0
-            return
-        self._effort_streak += 1
-        worst = int(np.argmax(np.abs(effort)))
-        log.warning("joint %s effort %.0f over the limit %.0f (%d tick(s) in a row)", kin.JOINT_NAMES[worst],
-                    effort[worst], limit, self._effort_streak)
-        if self._effort_streak >= self.config.effort_fault_ticks:
-            raise WidowXFault(f"joint {kin.JOINT_NAMES[worst]} effort {effort[worst]:.0f} over the limit {limit:.0f} "
-                              f"for {self._effort_streak} ticks (collision or overload?); stopping")
-
     def _command_gripper(self, g: float, delay: float = 0.0) -> bool:
         """Open above gripper_open_above, close below gripper_close_below, else keep; publish only on a change."""
         cfg = self.config
@@ -494,7 +478,8 @@ class WidowXRobot(Robot):
         self.home()
         self._gripper_open = None  # always re-send "open": someone may have moved the fingers by hand
         self._command_gripper(1.0, delay=0.5)
-        self._effort_streak = self._refusal_streak = 0
+        self._effort.reset()
+        self._refusal_streak = 0
         self._episode_start = self.counters()
         return self.get_observation()
 

@@ -10,16 +10,23 @@ clamped to the Workspace box (position and orientation), solved with the shared 
 joint's change per tick is capped. numpy only (runs on the robot computer).
 
 The observation "state" (7,) float32 is the same on both arms: EE xyz, EE rpy, gripper opening 0..1.
+
+Both arms also share the servos' limits and the effort rule (ARM_SERVOS, joint_efforts, EffortGuard): what
+the xs_sdk reports as effort for a joint torque, and when a sustained overload stops the arm.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from clamkit.robot import kinematics as kin
+from clamkit.robot.base import EpisodeFault
 from clamkit.specs import ActionSpec, ArraySpec, ObservationSpec
+
+log = logging.getLogger(__name__)
 
 FPS = 5.0
 # Per-tick bounds: 5 cm and ~14 deg per 0.2 s (0.25 m/s, 1.25 rad/s) - brisk but safe for a wx250s.
@@ -36,6 +43,98 @@ SLEEP = np.array([0.0, -1.80, 1.55, 0.0, 0.8, 0.0])
 # The largest change of any joint per tick (rad; 4 rad/s, about the XM430 servos' top speed): a far IK
 # branch switch, or a big wrist swing near the wrist singularity, is spread over several ticks.
 MAX_JOINT_STEP = 0.8
+# The xs_sdk's joint_velocity_limits for every wx250s arm joint (rad/s, its URDF): Interbotix refuses a command
+# faster than that, so the real driver sends at most VELOCITY_MARGIN of it per tick (WidowXConfig.velocity_margin).
+JOINT_VELOCITY_LIMIT = np.pi
+VELOCITY_MARGIN = 0.9
+
+
+def tick_joint_step(moving_time: float, max_joint_step: float = MAX_JOINT_STEP, vmax=JOINT_VELOCITY_LIMIT,
+                    margin: float = VELOCITY_MARGIN) -> float:
+    """The largest change of any joint per tick that the real driver sends (and widowx-sim, so both move alike):
+    max_joint_step, and no more than `margin` of the slowest joint's velocity limit over moving_time
+    (0.565 rad at 5 Hz)."""
+    return float(min(max_joint_step, margin * np.min(vmax) * moving_time))
+
+
+# ----------------------------------------------------------------------------- servos and effort
+
+@dataclass(frozen=True)
+class Servo:
+    """A Dynamixel model at 12 V, from its ROBOTIS e-Manual specification table."""
+
+    model: str
+    stall_torque: float    # N m
+    stall_current: float   # A
+    current_sensor: bool   # XM430: Present_Current (mA); XL430: only Present_Load (0.1 % of stall torque)
+
+
+XM430_W350 = Servo("XM430-W350", 4.1, 2.3, True)
+XL430_W250 = Servo("XL430-W250", 1.5, 1.4, False)
+# The wx250s' servos per arm joint (Interbotix: interbotix_xsarms_docs servos_wx250s.csv, motor config
+# interbotix_xsarm_control/config/wx250s.yaml): shoulder and elbow each drive two XM430-W350 (the primary and a
+# "shadow" motor that mirrors it, sharing the load), wrist_rotate an XL430-W250, the rest one XM430-W350.
+ARM_SERVOS: tuple[tuple[Servo, int], ...] = ((XM430_W350, 1), (XM430_W350, 2), (XM430_W350, 2), (XM430_W350, 1),
+                                            (XM430_W350, 1), (XL430_W250, 1))
+STALL_TORQUE = np.array([s.stall_torque * n for s, n in ARM_SERVOS])  # (6,) N m: the most each joint can exert
+CURRENT_UNIT = 2.69  # mA per Present_Current unit (XM430), the unit xs_sdk converts every effort register with
+EFFORT_LIMIT = 1800.0  # mA: the real driver's default overload threshold (config_widowx.WidowXConfig.effort_limit)
+EFFORT_FAULT_TICKS = 3  # consecutive overloaded ticks that make a fault (WidowXConfig.effort_fault_ticks)
+
+
+def joint_efforts(torque) -> np.ndarray:
+    """What the xs_sdk's joint_states.effort reads (mA) when the arm joints exert `torque` (6,) N m, gravity load
+    included. An XM430 joint reports its primary motor's Present_Current: the torque shared evenly by its motors,
+    over the torque constant (stall torque / stall current, 1.78 N m/A). The XL430 has no current sensor; the
+    xs_sdk reads the same register address, which on an XL430 is Present_Load (0.1 % of the stall torque), and
+    converts it with the XM current unit, so its "mA" are load permille x 2.69 (2690 at stall)."""
+    tau = np.asarray(torque, dtype=float)
+    out = np.empty(len(ARM_SERVOS))
+    for i, (servo, n) in enumerate(ARM_SERVOS):
+        per_motor = tau[i] / n
+        if servo.current_sensor:
+            out[i] = per_motor / (servo.stall_torque / servo.stall_current) * 1e3
+        else:
+            out[i] = per_motor / servo.stall_torque * 1e3 * CURRENT_UNIT
+    return out
+
+
+class WidowXFault(RuntimeError):
+    """The arm is in a state where sending more commands is unsafe (overload, commands refused)."""
+
+
+class EffortFault(WidowXFault, EpisodeFault):
+    """A joint's effort stayed over the limit (pressing into something): the arm is stopped. The arm itself is
+    fine, so an evaluation may count the episode as failed and start the next one."""
+
+
+class EffortGuard:
+    """The effort rule of both arms: |effort| over `limit` (mA) on any joint for `ticks` consecutive control
+    ticks is an EffortFault (a single spike, e.g. on a direction change, is normal). The real driver feeds it
+    the joint states' efforts, widowx-sim joint_efforts() of its actuators; limit None turns it off."""
+
+    def __init__(self, limit: float | None = EFFORT_LIMIT, ticks: int = EFFORT_FAULT_TICKS):
+        self.limit, self.ticks = limit, int(ticks)
+        self.streak = 0
+
+    def reset(self) -> None:
+        self.streak = 0
+
+    def check(self, effort) -> None:
+        """One tick's efforts (6,) or None (no reading); raises EffortFault on the `ticks`-th overloaded tick in a row."""
+        if self.limit is None or effort is None:
+            return
+        effort = np.asarray(effort, dtype=float)
+        if not (np.abs(effort) > self.limit).any():
+            self.streak = 0
+            return
+        self.streak += 1
+        worst = int(np.argmax(np.abs(effort)))
+        log.warning("joint %s effort %.0f over the limit %.0f (%d tick(s) in a row)", kin.JOINT_NAMES[worst],
+                    effort[worst], self.limit, self.streak)
+        if self.streak >= self.ticks:
+            raise EffortFault(f"joint {kin.JOINT_NAMES[worst]} effort {effort[worst]:.0f} over the limit {self.limit:.0f} "
+                              f"for {self.streak} ticks (collision or overload?); stopping")
 
 
 @dataclass(frozen=True)

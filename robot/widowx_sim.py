@@ -4,7 +4,10 @@ in clamkit.record.widowx_sim).
 The simulated arm speaks the real arm's language (widowx_common): the same 7-D action (EE deltas +
 absolute gripper) turned into joint targets by the same IK, the same 7-D state (EE xyz, rpy,
 gripper opening) computed by the same forward kinematics, 5 Hz. A policy trained here sees what it
-will see on the real robot, minus the camera's realism.
+will see on the real robot, minus the camera's realism. Its servos are as strong as the real ones (each arm
+joint's torque, gravity load included, saturates at its servos' stall torque, widowx_common.ARM_SERVOS), and it
+applies the real driver's effort rule (widowx_common.EffortGuard, same limit and tick count) to the efforts the
+xs_sdk would report for those torques: a policy that would press hard enough to fault the real arm faults here.
 
 Tasks (the objects a task does not use are parked off the table), mirroring the paper's real-robot tasks:
 - reach-block: bring the end-effector point within 3 cm of a 4 cm red cube placed at random.
@@ -178,7 +181,10 @@ class WidowXSimRobot(Robot):
     capture_size = (640, 480)  # the sim camera renders what a D435 captures, then crops and resizes like it
 
     def __init__(self, task: str = "reach-block", max_steps: int = 50, workspace: wx.Workspace | None = None,
-                 vary: "VisualVariation | str | None" = None):
+                 vary: "VisualVariation | str | None" = None, effort_limit: float | None = wx.EFFORT_LIMIT,
+                 effort_fault_ticks: int = wx.EFFORT_FAULT_TICKS):
+        """effort_limit / effort_fault_ticks: the real driver's effort rule (WidowXConfig's fields, same defaults);
+        effort_limit None turns it off."""
         if task not in TASKS:
             raise UserError(f"unknown widowx-sim task '{task}' (choose from {', '.join(TASKS)})")
         if int(max_steps) < 1:
@@ -186,6 +192,11 @@ class WidowXSimRobot(Robot):
         self.task, self.max_steps = task, int(max_steps)
         self.vary = VisualVariation.parse(vary)
         self.workspace = workspace or wx.DEFAULT_WORKSPACE
+        if effort_limit is not None and not float(effort_limit) > 0:
+            raise UserError(f"effort_limit must be > 0 or None, got {effort_limit}")
+        if int(effort_fault_ticks) < 1:
+            raise UserError(f"effort_fault_ticks must be >= 1, got {effort_fault_ticks}")
+        self._effort = wx.EffortGuard(effort_limit, effort_fault_ticks)
         self._model = self._data = self._renderer = None
         self._success, self._steps = False, 0
         self.last_command: wx.JointCommand | None = None  # the previous tick's IK result (for debugging)
@@ -213,6 +224,14 @@ class WidowXSimRobot(Robot):
         self._model, self._data = model, mujoco.MjData(model)
         self._arm_qpos = np.array([model.joint(n).qposadr[0] for n in kin.JOINT_NAMES])
         self._arm_act = np.array([model.actuator(n).id for n in kin.JOINT_NAMES])
+        self._arm_dof = np.array([model.joint(n).dofadr[0] for n in kin.JOINT_NAMES])
+        # The servos' strength: each arm joint's total actuator torque -- the position servo plus the gravity
+        # compensation, which the real servos also have to supply -- saturates at its servos' stall torque.
+        for name, limit in zip(kin.JOINT_NAMES, wx.STALL_TORQUE):
+            j = model.joint(name).id
+            model.jnt_actgravcomp[j] = 1
+            model.jnt_actfrclimited[j] = 1
+            model.jnt_actfrcrange[j] = (-limit, limit)
         self._finger_qpos = [model.joint(n).qposadr[0] for n in ("left_finger", "right_finger")]
         self._finger_act = [model.actuator(n).id for n in ("left_finger", "right_finger")]
         self._block_qpos = model.joint("block").qposadr[0]
@@ -275,6 +294,7 @@ class WidowXSimRobot(Robot):
         for _ in range(25):  # let contacts settle (50 ms)
             mujoco.mj_step(model, data)
         self._success, self._steps, self.last_command = False, 0, None
+        self._effort.reset()
         return self.get_observation()
 
     # ------------------------------------------------------------------ state and actions
@@ -300,6 +320,15 @@ class WidowXSimRobot(Robot):
         """(xyz, rpy) of the end-effector point from the measured joints (the runtime's safety layer uses it)."""
         return kin.ee_pose(self.joint_positions())
 
+    def joint_torques(self) -> np.ndarray:
+        """The torque (N m) each arm joint's servos exert now: position servo + gravity load, within the stall torque."""
+        _, data = self._require()
+        return data.qfrc_actuator[self._arm_dof].copy()
+
+    def joint_efforts(self) -> np.ndarray:
+        """The efforts (mA) the real arm's joint_states would report for joint_torques() (widowx_common.joint_efforts)."""
+        return wx.joint_efforts(self.joint_torques())
+
     def get_observation(self) -> dict[str, np.ndarray]:
         return {"state": wx.make_state(self.joint_positions(), self.gripper_opening())}
 
@@ -310,7 +339,10 @@ class WidowXSimRobot(Robot):
         a = np.clip(np.asarray(action, dtype=np.float32), wx.ACTION_SPEC.low, wx.ACTION_SPEC.high)
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{self.name}: non-finite action {a} (the runtime safety layer should have held)")
-        cmd = wx.action_to_joint_command(self.joint_positions(), a, self.workspace)
+        self._effort.check(self.joint_efforts())  # the real driver's rule, at the same point of the tick: EffortFault
+        # The real driver's per-tick joint step (its velocity cap, 0.565 rad at 5 Hz), so both arms take the same steps.
+        cmd = wx.action_to_joint_command(self.joint_positions(), a, self.workspace,
+                                         max_joint_step=wx.tick_joint_step(1.0 / self.fps))
         if not cmd.ik.success:
             log.debug("IK best effort: pos_err %.4f m rot_err %.3f rad", cmd.ik.pos_err, cmd.ik.rot_err)
         # The servos follow an xs_sdk time profile to the target over the tick (moving_time = 1/fps, accel_time a

@@ -90,11 +90,15 @@ recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 
 @click.option("--emulate", is_flag=True,
               help="Rehearsal without hardware: --robot widowx (and --camera realsense) run their real drivers "
                    "against MuJoCo physics (docs/deploy.md).")
+@click.option("--continue-after-fault", is_flag=True,
+              help="An episode fault (the WidowX effort guard, also in widowx-sim) fails that episode and the run goes "
+                   "on with the next one after the usual reset; other faults still stop the run (default: it stops).")
 @click.option("--live-every", type=click.IntRange(min=0), default=None,
               help="Ticks between live log lines (default: about every 5 s; 0 = never).")
 @handle_errors
 def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, record, report, backend, dry_run,
-             max_delta, max_frame_age, infer_timeout, max_overrun, robot_opt, camera_opt, emulate, live_every):
+             max_delta, max_frame_age, infer_timeout, max_overrun, robot_opt, camera_opt, emulate, continue_after_fault,
+             live_every):
     """Run a bundle's policy on a robot in a fixed-rate loop."""
     from clamkit.robot.factory import make_camera, make_robot
 
@@ -112,6 +116,7 @@ def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, reco
     with make_backend(bundle, backend, meta=meta) as be:
         try:
             opts = LoopOptions(hz=hz, steps=steps, episodes=episodes, seed=seed, dry_run=dry_run, report=report,
+                               continue_after_fault=continue_after_fault,
                                safety={"max_delta": max_delta, "max_frame_age": max_frame_age,
                                        "infer_timeout": infer_timeout, "max_overrun": max_overrun},
                                report_extra={"bundle": str(bundle), "record": str(record) if record else None})

@@ -79,7 +79,8 @@ def evaluate(bundle_dir: str | Path, env: str, episodes: int = 40, seed: int = 0
              max_delta: float | None = None) -> dict:
     """Run the bundle on `env` ("metaworld:TASK", "dmc:DOMAIN-TASK", "widowx-sim:TASK", "fake") for
     `episodes` episodes seeded seed, seed+1, ...; returns the run summary with "success_rate"
-    (success at any step) and/or "mean_return", per-episode outcomes and latency p50/p99/max.
+    (success at any step; an episode an EpisodeFault ended counts as failed) and/or "mean_return",
+    per-episode outcomes and latency p50/p99/max.
     An image bundle without `camera` gets the simulator's "sim" camera at the bundle's resolution."""
     from clamkit.robot.factory import make_camera, make_robot
 
@@ -105,8 +106,9 @@ def evaluate(bundle_dir: str | Path, env: str, episodes: int = 40, seed: int = 0
     try:
         with make_backend(bundle_dir, backend, meta=meta) as be:
             safety = {"max_delta": max_delta, "max_frame_age": None}  # sim frames are never stale
+            # An EpisodeFault (widowx-sim's effort guard) fails its episode; the evaluation goes on.
             opts = LoopOptions(hz=0, steps=max_steps, episodes=episodes, seed=seed, safety=safety, report=json_path,
-                               report_extra=extra)
+                               report_extra=extra, continue_after_fault=True)
             result = run_loop(robot, be, cam, opts, subscribers=[*subs, outcomes], telemetry=Telemetry(0))
     finally:
         if bar is not None:

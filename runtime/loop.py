@@ -13,9 +13,10 @@ The loop owns the rate, the episodes and the step limit; backends, the safety la
 and subscribers plug in. Before anything moves, the bundle's specs are checked against the robot
 and camera (SpecMismatch). Ctrl-C (SIGINT/SIGTERM, runtime/stop.py) stops after the current tick
 (a second Ctrl-C aborts at once); a fault stops at once, and so does an inference that does not
-return within the safety layer's infer_timeout. Either way, in a finally block: nothing more is
-sent, the robot goes to its safe pose and disconnects, the partial episode is recorded, and the
-report is written. Faults are re-raised afterwards; an interrupt is not.
+return within the safety layer's infer_timeout (an EpisodeFault, e.g. the WidowX effort guard, may instead
+fail just its episode: LoopOptions.continue_after_fault, for evaluation and rehearsal). Either way, in a
+finally block: nothing more is sent, the robot goes to its safe pose and disconnects, the partial episode
+is recorded, and the report is written. Faults are re-raised afterwards; an interrupt is not.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from clamkit.errors import UserError
-from clamkit.robot.base import Camera, Robot
+from clamkit.robot.base import Camera, EpisodeFault, Robot
 from clamkit.runtime.backends import Backend
 from clamkit.runtime.inference import InferenceWorker
 from clamkit.runtime.observation import ObservationBuilder, check_setup
@@ -66,6 +67,10 @@ class LoopOptions:
     """Extra fields for the summary header (e.g. the bundle path); subscribers see them at on_run_start."""
     disconnect: bool = True
     """Disconnect robot and camera at the end (False: the caller reuses them)."""
+    continue_after_fault: bool = False
+    """An EpisodeFault (e.g. the WidowX effort guard) ends its episode as a failure ("success" False, the reason
+    under "fault") and the next episode starts with the usual reset(); other faults still stop the run. False:
+    it stops the run like any fault (the default on hardware, where someone should look first)."""
     warmup_timeout: float | None = 60.0
     """Seconds the warm-up inference before the first tick may take (lazy set-up: sessions, CUDA context);
     None = no limit. Later inferences are bounded by the safety layer's infer_timeout."""
@@ -169,18 +174,26 @@ class _Run:
             zeros = {k: np.zeros(v.shape, v.dtype) for k, v in self.meta.observation.keys.items()}
             self.worker.infer(zeros, self.opts.warmup_timeout)
             self.warm = True
-        t = 0
+        t, fault = 0, None
         self.deadline = time.perf_counter() + self.period
-        while (limit is None or t < limit) and not self.stop.requested:
-            if not self.tick(t):
-                break
-            t += 1
-            if self.robot.episode_done():
-                break
-            if self.period:
-                sleep_until(self.deadline, self.stop)
-                self.deadline += self.period
+        try:
+            while (limit is None or t < limit) and not self.stop.requested:
+                if not self.tick(t):
+                    break
+                t += 1
+                if self.robot.episode_done():
+                    break
+                if self.period:
+                    sleep_until(self.deadline, self.stop)
+                    self.deadline += self.period
+        except EpisodeFault as e:
+            if not self.opts.continue_after_fault:
+                raise
+            fault = f"{type(e).__name__}: {e}"
+            log.warning("episode %d (seed %d) ended by a fault: %s", ep, self.ep_seed, fault)
         info = dict(self.robot.episode_info())
+        if fault is not None:  # a failure, whatever the scene looked like before (the arm had to be stopped)
+            info |= {"success": False, "success_before_fault": info.get("success"), "fault": fault}
         if self.stop.requested:
             info["interrupted"] = True
         self.end_episode(info, ep)

@@ -119,6 +119,9 @@ def format_summary(s: dict) -> str:
     hz = s.get("hz") or 0
     lines.append(f"ticks       {s.get('ticks', 0)} at {'max rate' if not hz else f'{hz:g} Hz'}, "
                  f"missed deadlines {s.get('missed_deadlines', 0)}, stopped: {s.get('stop_reason')}")
+    faults = [e["fault"] for e in s.get("episodes", []) if e.get("fault")]
+    if faults:
+        lines.append(f"faults      {len(faults)} episode(s) ended by a fault, first: {faults[0]}")
     saf = {k: v for k, v in s.get("safety", {}).items() if v}
     if saf:
         lines.append("safety      " + ", ".join(f"{k} {v}" for k, v in saf.items()))

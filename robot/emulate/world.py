@@ -8,7 +8,9 @@ What the emulated drivers (interbotix.py, realsense.py) see, and why it looks li
   reference, so the measured joints lag it a little, as the real ones do.
 - Joint states are sampled at the xs_sdk's publish rate (100 Hz), quantised like the XM430 registers
   (4096 ticks/rev, 0.229 rpm, 2.69 mA), and delivered `latency` seconds later with a header stamp.
-  effort = present current (mA) = actuator torque / torque constant.
+  effort = what the xs_sdk reads for the joints' torques, gravity load included (widowx_common.joint_efforts,
+  the same function widowx-sim's effort guard uses): present current in mA, the load shared by the shoulder's
+  and elbow's two motors.
 - The gripper is PWM driven: a positive effort opens, a negative one closes, with a force that grows
   with the effort; nothing positions it. On a block the fingers stop and keep squeezing.
 - Torque off: the servos stop holding (our MJCF's gravity compensation keeps the arm from falling,
@@ -38,12 +40,10 @@ log = logging.getLogger(__name__)
 # wx250s motor config (interbotix_xsarm_control/config/wx250s.yaml) joint limits (rad) and the URDF velocity limit.
 JOINT_LOWER = (-3.141583, -1.884956, -2.146755, -3.141583, -1.745329, -3.141583)
 JOINT_UPPER = (3.141583, 1.989675, 1.605703, 3.141583, 2.146755, 3.141583)
-JOINT_VELOCITY = (np.pi,) * 6
+JOINT_VELOCITY = (wx.JOINT_VELOCITY_LIMIT,) * 6
 JS_RATE = 100.0           # Hz, xs_sdk's joint_state_publish_rate
 POSITION_TICK = 2 * np.pi / 4096   # rad per Present_Position unit
 VELOCITY_TICK = 0.229 * 2 * np.pi / 60  # rad/s per Present_Velocity unit (0.229 rpm)
-CURRENT_TICK = 2.69       # mA per Present_Current unit (XM430)
-TORQUE_CONSTANT = 1.78    # N m per A: XM430-W350 stall torque 4.1 N m at 2.3 A
 PWM_MAX = 885             # Goal_PWM at 100 %
 FINGER_FORCE = 5.0        # N the finger actuator pushes with at the gripper's upper pressure limit (350 PWM)
 MAX_CATCH_UP = 0.1        # s of physics the thread may run at once after a stall; beyond that sim time skips
@@ -181,14 +181,14 @@ class EmulatedWorld:
         sim = self.sim
         q = d.qpos[sim._arm_qpos]
         qd = d.qvel[self._dof]
-        torque = d.actuator_force[sim._arm_act]
         # xs_sdk derives the finger position from the gripper motor's encoder: 0.1 mm steps here.
         finger = round(float(d.qpos[sim._finger_qpos[0]]), 4)
         gripper_angle = (finger - kin.FINGER_CLOSED) / (kin.FINGER_OPEN - kin.FINGER_CLOSED) * 1.2  # motor angle, roughly
         pos = np.concatenate([np.round(q / POSITION_TICK) * POSITION_TICK, [gripper_angle, finger, -finger]])
         vel = np.concatenate([np.round(qd / VELOCITY_TICK) * VELOCITY_TICK, [0.0, d.qvel[self._finger_dof], 0.0]])
-        current = torque / TORQUE_CONSTANT * 1e3 + self._rng.normal(0, self.noise, 6)  # mA, signed like the register
-        eff = np.concatenate([np.round(current / CURRENT_TICK) * CURRENT_TICK, [self.gripper_effort, 0.0, 0.0]])
+        current = np.where(self.torque[:6], sim.joint_efforts(), 0.0)  # torque off: no current (gravcomp holds it)
+        current = current + self._rng.normal(0, self.noise, 6)  # mA, signed like the register
+        eff = np.concatenate([np.round(current / wx.CURRENT_UNIT) * wx.CURRENT_UNIT, [self.gripper_effort, 0.0, 0.0]])
         return JointSample(time.time(), pos, vel, eff)
 
     def _deliver(self) -> None:

@@ -238,10 +238,23 @@ def test_injected_fault_ends_in_the_safe_pose_with_the_recording_kept(tmp_path, 
     import json
 
     summary = json.loads((tmp_path / "r.json").read_text())
-    assert summary["stop_reason"].startswith("fault: WidowXFault") and "\n" not in summary["stop_reason"]
+    # the effort guard's fault is an EffortFault, the WidowXFault that may end just its episode
+    assert summary["stop_reason"].startswith(("fault: WidowXFault", "fault: EffortFault")) and "\n" not in summary["stop_reason"]
     # go_safe() reached the sleep pose (ground truth: the simulated joints when it disconnected).
     np.testing.assert_allclose(robot.world.last_joints, wx.SLEEP, atol=0.05)
     assert not robot.is_connected and not robot.world.torque.any()  # resting on the cradle: torque off
+
+
+def test_overload_fails_just_its_episode_when_told_to_continue(tmp_path):
+    """As widowx-sim under clam-eval: the driver's effort fault ends that episode as a failure, the next one
+    starts from the driver's own reset (lift, home), and the run ends normally in the safe pose."""
+    robot = EmulatedWidowXRobot(**FAST)
+    backend = Reach(lambda t: robot.world.inject("overload", duration=1.0, joint="shoulder", torque=8.0) if t == 2 else None)
+    summary = run_loop(robot, backend, None, LoopOptions(hz=5, steps=8, episodes=2, continue_after_fault=True))
+    first, second = summary["episodes"]
+    assert first["success"] is False and first["fault"].startswith("EffortFault: joint ") and "over the limit 1800" in first["fault"]
+    assert "fault" not in second and second["ticks"] == 8 and summary["stop_reason"] == "completed"
+    np.testing.assert_allclose(robot.world.last_joints, wx.SLEEP, atol=0.05)
 
 
 # ----------------------------------------------------------------------------- the camera

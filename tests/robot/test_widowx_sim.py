@@ -1,20 +1,27 @@
-"""The simulated WidowX 250s: experts solve all four tasks, seeds reproduce scenes, the camera is upright,
-the workspace holds, the generic record loop drives it with the `sim` camera, and visual variation changes
-the looks only."""
+"""The simulated WidowX 250s: experts solve all four tasks (without tripping the real driver's effort guard),
+seeds reproduce scenes, the camera is upright, the workspace holds, the servos are as strong as the real ones
+and a sustained push faults like the real driver, the generic record loop drives it with the `sim` camera, and
+visual variation changes the looks only."""
+
+import re
 
 import numpy as np
 import pytest
 
 pytest.importorskip("mujoco")
 
+from clamkit.bundle import BundleMeta  # noqa: E402
 from clamkit.dataset import Dataset, DatasetWriter  # noqa: E402
 from clamkit.errors import UserError  # noqa: E402
-from clamkit.robot.base import DeviceNotConnectedError  # noqa: E402
+from clamkit.robot import widowx_common as wx  # noqa: E402
+from clamkit.robot.base import DeviceNotConnectedError, EpisodeFault  # noqa: E402
 from clamkit.record.episodes import record_episodes  # noqa: E402
 from clamkit.robot.sim_camera import SimCamera  # noqa: E402
 from clamkit.record.widowx_sim import expert_policy, play_policy  # noqa: E402
 from clamkit.robot.widowx_sim import TASKS, VisualVariation, WidowXSimRobot  # noqa: E402
-from clamkit.specs import ObservationSpec  # noqa: E402
+from clamkit.runtime.backends import Backend  # noqa: E402
+from clamkit.runtime.loop import LoopOptions, run_loop  # noqa: E402
+from clamkit.specs import ArraySpec, ObservationSpec  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=TASKS)
@@ -36,7 +43,10 @@ def rollout(robot, policy, seed):
     return np.stack(states), robot.episode_info()
 
 
-def test_expert_succeeds(robot):
+def test_expert_succeeds_without_tripping_the_effort_guard(robot):
+    """The guard is on (the real driver's 1800 mA for 3 ticks): an expert that pressed on against the closed drawer
+    or the button's bottom stop would raise EffortFault here (the old close-drawer expert did, every episode)."""
+    assert (robot._effort.limit, robot._effort.ticks) == (wx.EFFORT_LIMIT, wx.EFFORT_FAULT_TICKS)
     wins = [rollout(robot, expert_policy(robot.task, robot), seed)[1]["success"] for seed in range(10)]
     print(f"{robot.task} expert: {sum(wins)}/10")
     assert sum(wins) >= 9
@@ -75,7 +85,8 @@ def test_render_is_upright_rgb(robot, tmp_path):
     assert warmth(bottom) > 40 and warmth(top) < warmth(bottom) - 20
 
 
-def test_actions_beyond_the_workspace_are_clamped(robot):
+def test_actions_beyond_the_workspace_are_clamped(robot, monkeypatch):
+    monkeypatch.setattr(robot._effort, "limit", None)  # at the corners the arm may press on the task's objects
     ws = robot.workspace
     for push in ([0.05, 0.05, 0.05], [0.05, -0.05, -0.05], [-0.05, 0.05, -0.05]):
         robot.reset(seed=1)
@@ -94,6 +105,10 @@ def test_actions_beyond_the_workspace_are_clamped(robot):
 def test_episode_ends_at_max_steps_and_lifecycle_errors():
     with pytest.raises(UserError, match="unknown widowx-sim task"):
         WidowXSimRobot(task="stack-blocks")
+    with pytest.raises(UserError, match="effort_limit"):
+        WidowXSimRobot(effort_limit=0)
+    with pytest.raises(UserError, match="effort_fault_ticks"):
+        WidowXSimRobot(effort_fault_ticks=0)
     r = WidowXSimRobot(task="reach-block", max_steps=3)
     with pytest.raises(DeviceNotConnectedError):
         r.reset(seed=0)
@@ -106,7 +121,8 @@ def test_episode_ends_at_max_steps_and_lifecycle_errors():
     assert not r.is_connected
 
 
-def test_play_policy_covers_the_action_space(robot):
+def test_play_policy_covers_the_action_space(robot, monkeypatch):
+    monkeypatch.setattr(robot._effort, "limit", None)  # as clam-record: play bumps into the objects now and then
     actions = []
     for seed in range(3):
         policy = play_policy(robot.task, robot)
@@ -259,3 +275,97 @@ def test_sim_camera_sees_what_the_realsense_path_makes_of_a_640x480_capture():
         assert SimCamera(r, 1024, 1024).capture is None  # larger than the capture: rendered directly
     finally:
         r.disconnect()
+
+
+# ----------------------------------------------------------------------------- servo strength and the effort guard
+
+LOW_WORKSPACE = wx.Workspace(low=(0.18, -0.22, -0.1))  # lets the target go below the table top
+DOWN = np.array([0, 0, -0.05, 0, 0, 0, 0.0], np.float32)
+
+
+def test_efforts_are_what_the_xs_sdk_reports_for_the_wx250s_servos():
+    """XM430-W350 joints report their primary motor's current (the shoulder and elbow share the load with a
+    shadow motor); the XL430-W250 on wrist_rotate reports load permille x 2.69."""
+    assert wx.STALL_TORQUE.tolist() == [4.1, 8.2, 8.2, 4.1, 4.1, 1.5]
+    np.testing.assert_allclose(wx.joint_efforts(wx.STALL_TORQUE), [2300] * 5 + [2690])
+    np.testing.assert_allclose(wx.joint_efforts([1.0, 1.0, -1.0, 0, 0, 0])[:3], [561, 280, -280], atol=1)
+
+
+def test_arm_torque_saturates_at_the_servos_stall_torque():
+    """Driven into the table, each joint's actuator torque (gravity load included) stays within its servos' stall
+    torque, and the shoulder, which carries the push, reaches it (the old MJCF allowed 20 N m there)."""
+    r = WidowXSimRobot(task="reach-block", workspace=LOW_WORKSPACE, effort_limit=None)
+    with r:
+        r.reset(seed=0)
+        assert r.joint_torques()[1] < -0.5  # holding the arm up against gravity is the servos' work too
+        peak = np.zeros(6)
+        for _ in range(8):
+            r.send_action(DOWN)
+            tau = r._data.qfrc_actuator[r._arm_dof]
+            assert np.all(np.abs(tau) <= wx.STALL_TORQUE + 1e-9), tau
+            peak = np.maximum(peak, np.abs(tau))
+        assert peak[1] == pytest.approx(wx.STALL_TORQUE[1])
+        np.testing.assert_allclose(r.joint_efforts(), wx.joint_efforts(r.joint_torques()))
+
+
+def test_sustained_push_is_the_real_drivers_effort_fault():
+    """Pressing into the table for 3 ticks over 1800 mA raises the real driver's fault with its one-line reason;
+    the next reset() starts a clean episode."""
+    r = WidowXSimRobot(task="reach-block", workspace=LOW_WORKSPACE)
+    with r:
+        r.reset(seed=0)
+        with pytest.raises(wx.EffortFault) as e:
+            for _ in range(20):
+                r.send_action(DOWN)
+        assert isinstance(e.value, wx.WidowXFault) and isinstance(e.value, EpisodeFault)
+        assert "\n" not in str(e.value)
+        assert re.fullmatch(r"joint \w+ effort -?\d+ over the limit 1800 for 3 ticks \(collision or overload\?\); stopping",
+                            str(e.value))
+        r.reset(seed=1)
+        r.send_action(np.zeros(7, np.float32))  # the streak starts over
+
+
+class PushDown(Backend):
+    """Always pushes the EE down (a policy that presses into the table)."""
+
+    name = "push-down"
+
+    def __init__(self):
+        self.meta = BundleMeta(observation=ObservationSpec({"state": ArraySpec((7,), "float32")}), action=wx.ACTION_SPEC,
+                               fps=5.0, la_dim=8, inputs=["state"], onnx_sha256="")
+
+    def infer(self, obs):
+        return DOWN
+
+
+def test_effort_fault_fails_its_episode_and_the_evaluation_goes_on(tmp_path):
+    r = WidowXSimRobot(task="reach-block", max_steps=12, workspace=LOW_WORKSPACE)
+    summary = run_loop(r, PushDown(), None, LoopOptions(hz=0, episodes=2, seed=3, continue_after_fault=True))
+    assert summary["stop_reason"] == "completed" and len(summary["episodes"]) == 2
+    for ep in summary["episodes"]:
+        assert ep["success"] is False and ep["fault"].startswith("EffortFault: joint ") and "over the limit 1800" in ep["fault"]
+    assert summary["success_rate"] == 0.0
+    with pytest.raises(wx.EffortFault):  # by default a fault stops the run, as on hardware
+        run_loop(WidowXSimRobot(task="reach-block", workspace=LOW_WORKSPACE), PushDown(), None,
+                 LoopOptions(hz=0, episodes=2))
+
+
+def test_joint_steps_are_capped_like_the_real_drivers():
+    """Both arms send at most 0.9 x the xs_sdk's velocity limit (pi rad/s) over the tick: a big wrist turn is
+    spread over ticks in widowx-sim exactly as the driver spreads it (the simulator used to allow 0.8 rad)."""
+    assert wx.tick_joint_step(0.2) == pytest.approx(0.9 * np.pi * 0.2)
+    r = WidowXSimRobot(task="reach-block", effort_limit=None)
+    with r:
+        r.reset(seed=0)
+        q0 = r.joint_positions()
+        r.send_action(np.array([0, 0, 0, -0.25, 0, 0.25, 1.0], np.float32))  # 0.595 rad of wrist with a 0.8 cap
+        assert np.abs(r.last_command.q - q0).max() <= wx.tick_joint_step(0.2) + 1e-9
+
+
+def test_free_space_wrist_turns_stay_under_the_effort_limit():
+    """Play's brisk wrist turns touch nothing, so they must not read as an overload: the XL430 on wrist_rotate
+    reflects a quarter of the XM430 joints' inertia (with theirs it saturated on ordinary turns)."""
+    r = WidowXSimRobot(task="reach-block", max_steps=50)
+    with r:
+        for seed in range(4):
+            rollout(r, play_policy("reach-block", r), seed)  # raises EffortFault on a trip

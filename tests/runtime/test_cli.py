@@ -106,6 +106,20 @@ def test_clam_eval_metaworld_reach(bundles, tmp_path):
     assert "success     1.00 over 2 episode(s)" in r.stdout
 
 
+def test_clam_run_continue_after_fault_and_clam_eval_count_episode_faults_as_failures(bundles, tmp_path):
+    opts = ["--robot-opt", "fail_at=3", "--robot-opt", "episode_fault=true", "--robot-opt", "max_steps=10"]
+    r = CliRunner().invoke(run_main, [str(bundles("state")), "--robot", "fake", "--hz", "0", "--episodes", "2",
+                                      "--continue-after-fault", *opts])
+    assert r.exit_code == 0, r.output
+    assert "success     0.00 over 2 episode(s)" in r.stdout and "faults      2 episode(s) ended by a fault" in r.stdout
+    r = CliRunner().invoke(run_main, [str(bundles("state")), "--robot", "fake", "--hz", "0", "--episodes", "2", *opts])
+    assert r.exit_code == 1  # by default the fault stops the run
+    out = tmp_path / "eval.json"
+    r = CliRunner().invoke(eval_main, [str(bundles("state")), "--env", "fake", "--episodes", "2", "--json", str(out), *opts])
+    assert r.exit_code == 0, r.output
+    assert [e["fault"].startswith("FakeEpisodeFault") for e in json.loads(out.read_text())["episodes"]] == [True, True]
+
+
 def test_clam_eval_image_bundle_uses_the_sim_camera(bundles, tmp_path):
     r = CliRunner().invoke(eval_main, [str(bundles("image", hw=(16, 16))), "--env", "fake", "--episodes", "2",
                                        "--robot-opt", "max_steps=5", "--video", str(tmp_path / "vid")])

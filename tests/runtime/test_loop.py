@@ -11,7 +11,7 @@ import pytest
 
 from clamkit.dataset import Dataset
 from clamkit.errors import SpecMismatch
-from clamkit.robot.fake import FakeCamera, FakeFault, FakeRobot
+from clamkit.robot.fake import FakeCamera, FakeEpisodeFault, FakeFault, FakeRobot
 from clamkit.runtime.backends import make_backend
 from clamkit.runtime.loop import LoopOptions, run_loop
 from clamkit.runtime.subscribers import Recorder
@@ -80,6 +80,26 @@ def test_fault_mid_run_goes_safe_records_and_reraises(bundles, tmp_path):
     ep = ds.episode(0)
     assert ep["state"].shape[0] == 6 and ep["action"].shape == (5, 2)  # o_0..o_5; the 6th action had no o_6
     assert "fault" in ds.episodes[0]
+
+
+def test_episode_fault_fails_its_episode_when_told_to_continue(bundles, tmp_path):
+    """An EpisodeFault (the WidowX effort guard's kind) ends just its episode, as a failure with the reason; the
+    next episode starts with reset(). Other faults, and this one by default, stop the run."""
+    robot = FakeRobot(dim=2, max_steps=30, fail_at=4, episode_fault=True)
+    with make_backend(bundles("state")) as be:
+        s = run_loop(robot, be, None, LoopOptions(hz=0, episodes=3, seed=5, continue_after_fault=True),
+                     subscribers=[Recorder(tmp_path / "rec")])
+    assert s["stop_reason"] == "completed" and robot.resets == [5, 6, 7] and s["ticks"] == 12
+    assert s["success_rate"] == 0.0 and robot.go_safe_calls == 1
+    for ep in s["episodes"]:
+        assert ep["success"] is False and ep["fault"] == "FakeEpisodeFault: fake: injected fault in send_action at step 4"
+        assert "success_before_fault" in ep
+    assert len(Dataset(tmp_path / "rec").episodes) == 3
+    with make_backend(bundles("state")) as be:
+        with pytest.raises(FakeEpisodeFault):
+            run_loop(FakeRobot(dim=2, max_steps=30, fail_at=4, episode_fault=True), be, None, LoopOptions(hz=0, episodes=3))
+        with pytest.raises(FakeFault):  # not an episode fault: the run stops even when told to continue
+            run_loop(FakeRobot(dim=2, max_steps=30, fail_at=4), be, None, LoopOptions(hz=0, episodes=3, continue_after_fault=True))
 
 
 def test_sigint_mid_run_stops_safely(bundles, tmp_path):
