@@ -347,10 +347,8 @@ class WidowXRobot(Robot):
         self._at_sleep = False
 
         # One tick may use velocity_margin of each joint's limit over moving_time, and at most max_joint_step.
-        step = np.minimum(cfg.max_joint_step, cfg.velocity_margin * self._vmax * cfg.moving_time)  # (6,)
-        cmd = wx.action_to_joint_command(q, a, self.workspace,
-                                         max_joint_step=wx.tick_joint_step(cfg.moving_time, cfg.max_joint_step,
-                                                                           self._vmax, cfg.velocity_margin))
+        step = wx.joint_steps(cfg.moving_time, cfg.max_joint_step, self._vmax, cfg.velocity_margin)  # (6,)
+        cmd = wx.action_to_joint_command(q, a, self.workspace, max_joint_step=float(step.min()))  # = wx.tick_joint_step
         if not cmd.ik.success:
             self.ik_misses += 1
             log.debug("IK best effort: pos_err %.4f m rot_err %.3f rad", cmd.ik.pos_err, cmd.ik.rot_err)

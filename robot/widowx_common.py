@@ -49,12 +49,18 @@ JOINT_VELOCITY_LIMIT = np.pi
 VELOCITY_MARGIN = 0.9
 
 
+def joint_steps(moving_time: float, max_joint_step: float = MAX_JOINT_STEP, vmax=JOINT_VELOCITY_LIMIT,
+                margin: float = VELOCITY_MARGIN) -> np.ndarray:
+    """Each arm joint's largest change per tick that the real driver sends (6,): max_joint_step, and no more than
+    `margin` of that joint's velocity limit over moving_time."""
+    return np.minimum(max_joint_step, margin * np.broadcast_to(np.asarray(vmax, float), (6,)) * moving_time)
+
+
 def tick_joint_step(moving_time: float, max_joint_step: float = MAX_JOINT_STEP, vmax=JOINT_VELOCITY_LIMIT,
                     margin: float = VELOCITY_MARGIN) -> float:
     """The largest change of any joint per tick that the real driver sends (and widowx-sim, so both move alike):
-    max_joint_step, and no more than `margin` of the slowest joint's velocity limit over moving_time
-    (0.565 rad at 5 Hz)."""
-    return float(min(max_joint_step, margin * np.min(vmax) * moving_time))
+    the smallest of joint_steps (0.565 rad at 5 Hz)."""
+    return float(joint_steps(moving_time, max_joint_step, vmax, margin).min())
 
 
 # ----------------------------------------------------------------------------- servos and effort
