@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def machine() -> dict:
     except ImportError:
         pass
     return out
+
+
+def code_version() -> str:
+    """The checkout's `git describe --always --dirty` (a dirty tree says so), or "unknown" outside git."""
+    p = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
+    return p.stdout.strip() or "unknown"
 
 
 def load() -> list[float]:

@@ -35,9 +35,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clamkit.fileio import write_json_atomic
+import numpy as np  # noqa: E402
+
+from _common import code_version  # noqa: E402
+
+from clamkit.fileio import write_json_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -149,11 +153,6 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
                            "stage_s": {k: v["seconds"] for k, v in summary.get("stages", {}).items()}, "load_at_start": round(load0, 2),
                            "machine": machine()},
             "latency_p99_ms": r.get("latency", {}).get("p99_ms"), "probe": probe}
-
-
-def code_version() -> str:
-    p = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
-    return p.stdout.strip() or "unknown"
 
 
 def se(xs: list[float]) -> float:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import load, machine
+from _common import code_version, load, machine
 
 from clamkit.fileio import write_json_atomic
 
@@ -58,11 +58,6 @@ def bundle_sha256(bundle: Path) -> str:
         h.update(f.relative_to(bundle).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
-
-
-def commit() -> str:
-    p = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
-    return p.stdout.strip() or "?"
 
 
 def differing(sim: dict, emu: dict) -> list[dict]:
@@ -103,7 +98,7 @@ def main() -> None:
     emu = run(a.bundle, ["--robot", "widowx", "--camera", "realsense", "--emulate", "--robot-opt", f"task={a.task}",
                          *[x for o in a.robot_opt for x in ("--robot-opt", o)], *common], work / "emulated.json")
     ls, le = latency(sim), latency(emu)
-    entry = {"bundle": str(a.bundle.resolve()), "bundle_sha256": bundle_sha256(a.bundle), "code": commit(),
+    entry = {"bundle": str(a.bundle.resolve()), "bundle_sha256": bundle_sha256(a.bundle), "code": code_version(),
              "machine": machine(), "load_before_after": {"sim": sim.get("load_before_after"),
                                                          "emulated": emu.get("load_before_after")},
              "task": a.task, "episodes": a.episodes, "seed": SEED, "robot_opt": a.robot_opt,
