@@ -1,5 +1,5 @@
-"""What benchmarks/latency.py and benchmarks/throughput.py share: the machine record, resumable
-result files, synthetic datasets, and percentile helpers. Not a benchmark itself.
+"""What the benchmarks share: the machine record, the code version, resumable result files (latency.py,
+throughput.py), synthetic datasets, and percentile helpers. Not a benchmark itself.
 
 Result files hold {"machine": ..., "cells": {key: {...}}, ...}; a cell is one measurement, written
 as soon as it is done, so an interrupted run picks up where it stopped (finished cells are skipped).
