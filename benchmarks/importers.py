@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, load, machine  # noqa: E402
+from _common import ROOT, code_version, load, machine  # noqa: E402
 
 from clamkit.dataset import Dataset  # noqa: E402
 from clamkit.fileio import write_json_atomic  # noqa: E402
@@ -99,8 +99,6 @@ def main() -> None:
             shutil.rmtree(tmp / f"ds{minutes:g}")
     small, big = (cells[f"{m:g}min"] for m in sorted(args.minutes))
     ratio = big["peak_rss_mib"] / small["peak_rss_mib"]
-    from clamkit.trainer.train import code_version  # after the measurements: it loads torch (the provenance helper's home)
-
     result = {"benchmark": "importers", "what": f"clam-import videos, one {SIZE}x{SIZE} {FPS} fps H.264 video, --size {SIZE}",
               "machine": machine(), "code_version": code_version(), "cells": cells,
               "peak_ratio_large_to_small": round(ratio, 3), "bounded_within_20pct": bool(ratio <= 1.2)}

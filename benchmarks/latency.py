@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import ROOT, METAWORLD_ACTION, Results, image_spec, load, state_spec, stats_ms, synthetic_dataset  # noqa: E402
+from _common import ROOT, METAWORLD_ACTION, Results, code_version, image_spec, load, state_spec, stats_ms, synthetic_dataset  # noqa: E402
 
 TARGETS = {"state_p99_ms": 0.5, "image_p99_ms": 5.0, "ort_speedup_p50": 2.0, "loop_overhead_ms": 0.3, "missed_deadlines": 0}
 # Issue 14, the pixel bundle fed 640x480 frames: inference p99 at clam-run's default threads, per-tick loop overhead
@@ -421,8 +421,6 @@ def plot_frames(res: Results, loop_keys: list[str], prep_key: str, path: Path) -
 
 def run_frames(a, res: Results, cache: Path, default_threads: int) -> dict:
     """The frames section (issue 14): bundles, recording, preprocessing alone, the loop at 5 and 30 Hz; targets."""
-    from clamkit.trainer.train import code_version
-
     for b in ("widowx-cpu64", "widowx-cpu64-raw"):
         t0 = time.perf_counter()
         make_bundle(b, cache, res)

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import code_version  # noqa: E402
+from _common import code_version, machine  # noqa: E402
 
 from clamkit.fileio import write_json_atomic  # noqa: E402
 
@@ -346,12 +346,6 @@ def report(done: list[dict], name: str, regime: str) -> None:
     (RESULTS / f"{name}.md").write_text("\n".join(parts))
     plot(done, RESULTS / f"{name}.png", regime)
     print("\n".join(parts))
-
-
-def machine() -> str:
-    import platform
-
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
 
 
 if __name__ == "__main__":
