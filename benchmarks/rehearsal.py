@@ -10,7 +10,8 @@ and reports both success rates, their gap (issue target: within 0.1), the episod
 bundles), so ages and tick times compare; 40 episodes of 50 ticks take ~7 min per path. Both run with
 --continue-after-fault: the effort guard (the real driver's, and widowx-sim's copy of it) fails its
 episode on either path and the run goes on, so both paths score the same 40 episodes. Provenance
-(code commit, bundle hash, machine and its load) goes with the entry.
+(code commit, bundle hash, machine and its load) goes with the entry, and so does the physics the
+emulator skipped because the host stalled its real-time thread (per episode; nonzero on a loaded machine).
 
     python benchmarks/rehearsal.py BUNDLE --task reach-block --episodes 40
     python benchmarks/rehearsal.py BUNDLE --task reach-block --robot-opt ros=ros1   # the ROS 1 layout
@@ -76,6 +77,13 @@ def faults(r: dict) -> list[dict]:
     return [{"seed": e["seed"], "fault": e["fault"]} for e in r["episodes"] if e.get("fault")]
 
 
+def skipped(r: dict) -> dict:
+    """Real-time physics the emulator skipped because the host stalled it: total seconds, and the episodes
+    it touched (their outcome says more about the machine's load than about the drivers)."""
+    eps = [e for e in r["episodes"] if e.get("physics_skipped_s", 0) > 0]
+    return {"total_s": round(sum(e["physics_skipped_s"] for e in eps), 3), "episodes": [e["seed"] for e in eps]}
+
+
 def latency(r: dict) -> dict:
     """{name: (p50, p99)} for the tick, the camera-to-action age and every stage of the tick."""
     lat = r["latency_ms"]
@@ -110,6 +118,7 @@ def main() -> None:
              "stop_reason": {"sim": sim["stop_reason"], "emulated": emu["stop_reason"]},
              "episodes_run": {"sim": len(sim["episodes"]), "emulated": len(emu["episodes"])},
              "faults": {"sim": faults(sim), "emulated": faults(emu)},
+             "physics_skipped": skipped(emu),
              "differing_episodes": differing(sim, emu)}
     out = RESULTS / "rehearsal.json"
     results = json.loads(out.read_text()) if out.exists() else {}

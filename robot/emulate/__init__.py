@@ -47,6 +47,7 @@ class EmulatedWidowXRobot(WidowXRobot):
         self.camera_serial = str(camera_serial) if camera_serial else SERIAL
         self.camera = None  # the EmulatedRealSense, once connected
         self._restore: list = []
+        self._skipped0 = 0.0  # world.skipped at the episode's reset
 
     def connect(self) -> None:
         if self.is_connected:
@@ -94,10 +95,14 @@ class EmulatedWidowXRobot(WidowXRobot):
         self.world.place_objects(seed)
         obs = super().reset(seed)
         self.world.success = False  # what happened while homing does not count
+        self._skipped0 = self.world.skipped
         return obs
 
     def episode_info(self) -> dict:
-        return super().episode_info() | {"success": bool(self.world.success)}
+        # physics_skipped_s > 0: the machine stalled the real-time physics thread during the episode, so the
+        # arm jumped rather than moved there (a loaded host, not the driver): such episodes say little.
+        skipped = self.world.skipped - self._skipped0
+        return super().episode_info() | {"success": bool(self.world.success), "physics_skipped_s": round(skipped, 4)}
 
     def episode_done(self) -> bool:
         return self.episode_info()["ticks"] >= self.max_steps

@@ -149,6 +149,18 @@ def test_joint_states_arrive_late():
         assert abs(target[i] - seen[i]) > abs(target[i] - truth[i]) + 0.005  # the driver sees the arm behind
 
 
+def test_a_stalled_physics_thread_is_reported_per_episode(arm):
+    """A loaded host can starve the real-time physics thread; the episode says how much physics it skipped
+    (rehearsal reports it, so a gap caused by the machine is not blamed on the drivers)."""
+    assert arm.episode_info()["physics_skipped_s"] < 0.05
+    with arm.world.lock:  # the physics thread waits here, as if the host gave it no CPU
+        time.sleep(0.4)
+    time.sleep(0.05)
+    assert 0.2 <= arm.episode_info()["physics_skipped_s"] <= 0.4
+    arm.reset(seed=2)
+    assert arm.episode_info()["physics_skipped_s"] < 0.05  # counted per episode
+
+
 def test_emulated_api_checks_limits_like_interbotix():
     """The API itself (no clamkit driver): speed checked against the previous moving_time, nothing sent when
     refused, ROS 1 returning None on success, home = zeros, single-joint moves, torque off, no node -> exit."""
