@@ -10,7 +10,7 @@ inside it, so a backend only adds the batch axis, copies into pre-allocated buff
 - OrtBackend: onnxruntime; CUDA execution provider first when the installed onnxruntime has it,
   else CPU. Session options are tuned for batch-1 latency (all graph optimisations, sequential
   execution, few intra-op threads: spreading a tiny MLP over many cores costs more in
-  synchronisation than it saves).
+  synchronisation than it saves; no spinning between runs, which would starve the loop's other threads).
 - TrtBackend: a TensorRT >= 10 engine (`policy.<gpu>-trt<version>-<precision>.engine`, built on the
   robot computer by `clam-export --trt`, its parity record in clam.json checked), run by
   runtime/trt.py's TrtEngine (the runner clam-export's parity check uses too): by tensor name with
@@ -89,6 +89,10 @@ class OrtBackend(Backend):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.intra_op_num_threads = int(threads or min(2, os.cpu_count() or 1))
         so.inter_op_num_threads = 1
+        # ORT's intra-op workers otherwise spin for a while after each run, waiting for more work: measured
+        # here, ~32 ms of CPU after every call of the pixel graph, which at 30 Hz is the whole gap between ticks,
+        # taken from the camera reader, the robot's driver and the physics on a small robot computer.
+        so.add_session_config_entry("session.force_spinning_stop", "1")
         so.log_severity_level = 3  # errors only; ORT's warnings about unused initialisers are noise here
         available = ort.get_available_providers()
         if device == "cpu":

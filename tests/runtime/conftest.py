@@ -3,6 +3,7 @@
     state   state (B, 2d) -> MatMul W -> Tanh -> action (B, d)      steers the FakeRobot to its goal
     ee      state (B, 6)  -> MatMul W -> Tanh -> action (B, 7)      FakeRobot("fake:ee"), WidowX-like semantics
     image   image uint8 (B, H, W, 3) -> Cast -> ReduceMean(H, W) -> /255 -> MatMul -> Tanh -> action (B, d)
+    conv    image uint8 (B, H, W, 3) -> 3x3 Conv -> Relu -> mean -> MatMul -> Tanh: uses ORT's intra-op pool
     reach   MetaWorld state (B, 39) -> a[:3] = tanh(k (goal - hand)), a[3] = 0: a real reach-v3 controller
     nan     like state, times NaN
     const   state (B, n) -> action = a constant (B, d), any semantics and bounds
@@ -79,6 +80,20 @@ def image_bundle(out: Path, hw=(32, 32), dim: int = 2, semantics: str = "fake:de
                   semantics, fps=10.0)
 
 
+def conv_bundle(out: Path, hw=(480, 640), dim: int = 2, semantics: str = "fake:delta_pos") -> Path:
+    """A 3x3 conv over the frame (what makes onnxruntime use its intra-op thread pool), pooled -> an action."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),  # (B, H, W, 3)
+             helper.make_node("Transpose", ["f"], ["x"], perm=[0, 3, 1, 2]),  # (B, 3, H, W)
+             helper.make_node("Conv", ["x", "K"], ["c"], kernel_shape=[3, 3], strides=[2, 2]),  # (B, 8, H/2, W/2)
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("ReduceMean", ["r"], ["m"], axes=[2, 3], keepdims=0),  # (B, 8)
+             helper.make_node("MatMul", ["m", "W"], ["h"]),
+             helper.make_node("Tanh", ["h"], ["action"])]
+    inits = {"K": rng.normal(0, 1e-3, (8, 3, 3, 3)).astype(np.float32), "W": rng.normal(0, 0.1, (8, dim)).astype(np.float32)}
+    return _write(out, nodes, inits, "image", (*hw, 3), "uint8", dim, semantics, fps=30.0)
+
+
 def reach_bundle(out: Path, gain: float = 10.0) -> Path:
     """A hand-written MetaWorld reach-v3 controller: a[:3] = tanh(gain (goal - hand)), gripper 0."""
     W = np.zeros((39, 4), np.float32)
@@ -100,7 +115,8 @@ def const_bundle(out: Path, action=(0.05, 0, 0.05, 0, 0, 0, 1), state_dim: int =
 @pytest.fixture
 def bundles(tmp_path):
     """bundles("state" | "ee" | "image" | "reach" | "nan" | "const", **kw) -> a bundle directory under tmp_path."""
-    makers = {"state": state_bundle, "ee": ee_bundle, "image": image_bundle, "reach": reach_bundle, "const": const_bundle,
+    makers = {"state": state_bundle, "ee": ee_bundle, "image": image_bundle, "conv": conv_bundle, "reach": reach_bundle,
+              "const": const_bundle,
               "nan": lambda out, **kw: state_bundle(out, nan=True, **kw)}
     count = iter(range(1000))
 
