@@ -182,9 +182,11 @@ class WidowXSimRobot(Robot):
 
     def __init__(self, task: str = "reach-block", max_steps: int = 50, workspace: wx.Workspace | None = None,
                  vary: "VisualVariation | str | None" = None, effort_limit: float | None = wx.EFFORT_LIMIT,
-                 effort_fault_ticks: int = wx.EFFORT_FAULT_TICKS):
+                 effort_fault_ticks: int = wx.EFFORT_FAULT_TICKS, profile_start: str = "measured"):
         """effort_limit / effort_fault_ticks: the real driver's effort rule (WidowXConfig's fields, same defaults);
-        effort_limit None turns it off."""
+        effort_limit None turns it off. profile_start: where each tick's servo profile starts, "measured" (the
+        joints as they are) or "reference" (where the previous tick's profile ended, as the driver emulator's
+        xs_sdk continues from its reference); they differ when something holds the arm back."""
         if task not in TASKS:
             raise UserError(f"unknown widowx-sim task '{task}' (choose from {', '.join(TASKS)})")
         if int(max_steps) < 1:
@@ -197,6 +199,9 @@ class WidowXSimRobot(Robot):
         if int(effort_fault_ticks) < 1:
             raise UserError(f"effort_fault_ticks must be >= 1, got {effort_fault_ticks}")
         self._effort = wx.EffortGuard(effort_limit, effort_fault_ticks)
+        if profile_start not in ("measured", "reference"):
+            raise UserError(f"profile_start must be 'measured' or 'reference', got {profile_start!r}")
+        self.profile_start = profile_start
         self._model = self._data = self._renderer = None
         self._success, self._steps = False, 0
         self.last_command: wx.JointCommand | None = None  # the previous tick's IK result (for debugging)
@@ -348,7 +353,10 @@ class WidowXSimRobot(Robot):
         # The servos follow an xs_sdk time profile to the target over the tick (moving_time = 1/fps, accel_time a
         # quarter of it: the real driver's defaults, robot/config_widowx.py), as on the arm and in the emulator.
         T = 1.0 / self.fps
-        profiles = [wx.Profile(float(p0), float(p1), 0.0, T, T / 4) for p0, p1 in zip(self.joint_positions(), cmd.q)]
+        start = self.joint_positions()
+        if self.profile_start == "reference" and self.last_command is not None:
+            start = self.last_command.q  # the previous profile ended there (moving_time = the tick)
+        profiles = [wx.Profile(float(p0), float(p1), 0.0, T, T / 4) for p0, p1 in zip(start, cmd.q)]
         self._set_gripper_ctrl(cmd.gripper)
         for k in range(self._substeps):
             data.ctrl[self._arm_act] = [p.at((k + 1) * model.opt.timestep) for p in profiles]

@@ -325,6 +325,31 @@ def test_sustained_push_is_the_real_drivers_effort_fault():
         r.send_action(np.zeros(7, np.float32))  # the streak starts over
 
 
+@pytest.mark.parametrize("start", ["measured", "reference"])
+def test_each_tick_profile_starts_where_profile_start_says(start, monkeypatch):
+    """Held back by the table, the measured joints lag the last target; "measured" starts the next tick's
+    profile from them, "reference" from that target (as the driver emulator's xs_sdk does)."""
+    starts = []
+    real = wx.Profile
+
+    def spy(p0, p1, *rest):
+        starts.append(p0)
+        return real(p0, p1, *rest)
+
+    r = WidowXSimRobot(task="reach-block", workspace=LOW_WORKSPACE, effort_limit=None, profile_start=start)
+    with r:
+        r.reset(seed=0)
+        for _ in range(3):
+            r.send_action(DOWN)
+        target, measured = r.last_command.q.copy(), r.joint_positions().copy()
+        assert np.abs(target - measured).max() > 1e-3  # the table holds the arm back
+        monkeypatch.setattr(wx, "Profile", spy)
+        r.send_action(DOWN)
+    np.testing.assert_allclose(starts, target if start == "reference" else measured, atol=1e-9)
+    with pytest.raises(UserError, match="profile_start"):
+        WidowXSimRobot(profile_start="commanded")
+
+
 class PushDown(Backend):
     """Always pushes the EE down (a policy that presses into the table)."""
 
