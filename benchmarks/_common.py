@@ -51,10 +51,16 @@ def machine() -> dict:
     return out
 
 
-def code_version() -> str:
-    """The checkout's `git describe --always --dirty` (a dirty tree says so), or "unknown" outside git."""
-    p = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
-    return p.stdout.strip() or "unknown"
+def code_version(root: Path = ROOT) -> str:
+    """The checkout's `git describe --always`, with "-dirty" when tracked files other than benchmarks/results/
+    differ from it (a benchmark writing its own results does not make the code it ran dirty); "unknown" outside git."""
+    p = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, cwd=root)
+    version = p.stdout.strip()
+    if not version:
+        return "unknown"
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"],
+                             capture_output=True, text=True, cwd=root).stdout.strip()
+    return version + ("-dirty" if changed else "")
 
 
 def load() -> list[float]:

@@ -68,3 +68,25 @@ def test_vary_data_gives_each_seed_its_own_recordings(learning, monkeypatch):
     assert record_seeds == {1000, 2000, 11000, 12000}  # expert and play of draws 0 and 1
     trained_on = {c[c.index("--unlabelled") + 1] for c in calls if c[0].endswith("clam-train")}
     assert len(trained_on) == 2
+
+
+def test_code_version_is_dirty_for_code_changes_not_for_the_benchmarks_own_results(learning, tmp_path):
+    """A benchmark writes its results into the checkout it runs from; that must not mark its code as modified."""
+    import subprocess
+
+    from _common import code_version  # learning.py put benchmarks/ on the path
+
+    repo = tmp_path / "repo"
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    (repo / "code.py").write_text("x = 1\n")
+    (repo / "benchmarks" / "results" / "cells.json").write_text("{}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    clean = code_version(repo)
+    assert clean and not clean.endswith("-dirty")
+    (repo / "benchmarks" / "results" / "cells.json").write_text('{"cells": 1}\n')
+    assert code_version(repo) == clean
+    (repo / "code.py").write_text("x = 2\n")
+    assert code_version(repo) == clean + "-dirty"
