@@ -6,11 +6,6 @@
         while True:
             frame = cam.read()            # raises EndOfStream (an EOFError) after the last frame
 
-Both read from one background thread that keeps copying frames out of librealsense: live, it keeps the newest;
-on a recording, it keeps the next PREFETCH frames in order, so playback stays frame-exact and the caller's
-thread does no copying, as with a live camera (a control loop replaying a recording measures what it would
-live).
-
 Frames are RGB uint8 (height, width, 3): centre-cropped to the output aspect ratio, then area-resized
 with numpy (clamkit.imageops; no OpenCV on the robot computer). Frame.timestamp is on time.monotonic()'s clock so the
 runtime can measure camera-to-action age; Frame.depth (optional) is metres, float32, aligned to colour.
@@ -220,13 +215,11 @@ class RealSenseCamera(Camera):
     """A RealSense colour camera (optionally with depth aligned to colour), or a recording of one.
 
     read() blocks for the next frame. async_read() (live) returns the newest frame without waiting,
-    from a background thread that keeps draining the camera; on a recording it is read(): the next frame
-    in order, which that thread has already copied out (frame-exact). A dropped USB link is retried (bounded, with backoff) and then raises CameraFault.
+    from a background thread that keeps draining the camera; on a recording it is read(), so playback
+    stays frame-exact. A dropped USB link is retried (bounded, with backoff) and then raises CameraFault.
     The first frame after a (re)start may take first_frame_timeout_ms; frames lost on the way are counted
     (frames_dropped, from gaps in the frame numbers) and the newest frame is handed out.
     """
-
-    PREFETCH = 2  # recording: frames copied out ahead of the caller (each 0.9 MB at 640x480)
 
     def __init__(self, config: RealSenseConfig | None = None, **overrides):
         if config is not None and overrides:
@@ -245,12 +238,11 @@ class RealSenseCamera(Camera):
         self._last_index: int | None = None
         self._first_frame = False  # the stream just (re)started: allow first_frame_timeout_ms
         self._dead_restarts = 0  # reconnects that brought no frame (a camera that starts but never streams)
-        # Background reader: live, the newest frame (_latest); recording, the next frames in order (_ahead).
+        # Background reader (live async_read).
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: _Raw | None = None
-        self._ahead: collections.deque[_Raw] = collections.deque()
         self._latest_seq = self._returned_seq = 0
         self._thread_error: BaseException | None = None
         self._processed: tuple[int, Frame] | None = None
@@ -295,12 +287,8 @@ class RealSenseCamera(Camera):
                  " + depth" if cfg.depth else "", cfg.width, cfg.height, " (centre crop)" if cfg.crop else "")
 
     def read(self) -> Frame:
-        """The next frame (blocking). Recording: the next one in order; EndOfStream after the last."""
+        """The next frame (blocking)."""
         self._require()
-        if self.config.recording:
-            if self._thread is None:
-                self._start_thread()
-            return self._process(*self._wait_ahead())
         if self._thread is not None:
             raw, seq = self._wait_latest(newer_than=self._returned_seq)
             self._returned_seq = seq
@@ -391,6 +379,7 @@ class RealSenseCamera(Camera):
                 try:
                     color, depth = self._player.next(cfg.timeout_ms)
                 except EndOfStream:
+                    self.end_of_stream = True
                     raise EndOfStream(f"end of recording {cfg.recording} after {self.frames_read} frames") from None
                 except RuntimeError as e:  # librealsense failed mid-file (align, a truncated recording)
                     raise CameraFault(f"recording {cfg.recording}: {e}") from e
@@ -529,31 +518,8 @@ class RealSenseCamera(Camera):
                         self._cond.notify_all()
                 return
             with self._cond:
-                if self.config.recording:  # every frame, in order; wait while PREFETCH are waiting
-                    self._cond.wait_for(lambda: self._stop.is_set() or len(self._ahead) < self.PREFETCH)
-                    self._ahead.append(raw)
-                else:
-                    self._latest, self._latest_seq = raw, self._latest_seq + 1
+                self._latest, self._latest_seq = raw, self._latest_seq + 1
                 self._cond.notify_all()
-
-    def _wait_ahead(self) -> tuple[_Raw, int]:
-        """Recording: the next prefetched frame (and its sequence number); the reader's error (EndOfStream at
-        the end) once every frame before it was handed out."""
-        limit = self.config.timeout_ms / 1e3 * 10 + 1.0  # _Player's own no-frame limit, plus slack
-        with self._cond:
-            ok = self._cond.wait_for(lambda: self._ahead or self._thread_error is not None, timeout=limit)
-            if self._ahead:
-                raw = self._ahead.popleft()
-                self._cond.notify_all()  # room for the reader
-                self._latest_seq += 1
-                # A recorded moment "arrives" when it is handed out, not when it was prefetched: its age then
-                # counts from here, as it did when the caller's thread read the file.
-                return _Raw(raw.color, raw.depth, time.monotonic(), raw.index), self._latest_seq
-            if self._thread_error is not None:
-                self.end_of_stream = isinstance(self._thread_error, EndOfStream)  # every frame was handed out
-                raise self._thread_error
-            if not ok:
-                raise CameraFault(f"recording {self.config.recording}: no frame for {limit:.1f} s")
 
     def _wait_latest(self, newer_than: int) -> tuple[_Raw, int]:
         cfg = self.config
@@ -571,10 +537,7 @@ class RealSenseCamera(Camera):
         thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
-            with self._cond:
-                self._cond.notify_all()  # a recording's reader may be waiting for room
             thread.join(timeout=self.config.timeout_ms / 1e3 + 1.0)
             if thread.is_alive():
                 log.warning("RealSense reader thread did not stop in time")
         self._latest, self._thread_error = None, None
-        self._ahead.clear()

@@ -9,7 +9,6 @@ order, cropped to the centre and resized.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import numpy as np
@@ -96,28 +95,6 @@ def test_async_read_on_a_recording_is_frame_exact_too(colour_db3):
     with RealSenseCamera(recording=colour_db3, width=8, height=8) as cam:
         got = [cam.async_read().image[0, 0, 0] for _ in range(10)]
     assert got == list(range(10))
-
-
-def test_a_recording_is_copied_out_ahead_on_the_reader_thread(colour_db3, monkeypatch):
-    """As with a live camera, the caller's thread does no copying: a control loop replaying a recording pays
-    what it would pay live. Frames stay exact, and a frame's age counts from when it is handed out."""
-    threads = []
-    convert = RealSenseCamera._convert
-
-    def spy(self, rs, color, depth):
-        threads.append(threading.current_thread())
-        return convert(self, rs, color, depth)
-
-    monkeypatch.setattr(RealSenseCamera, "_convert", spy)
-    with RealSenseCamera(recording=colour_db3, width=W, height=H, warmup_frames=0) as cam:
-        first = cam.read()
-        time.sleep(0.2)  # the reader copies the next frames meanwhile
-        handed = time.monotonic()
-        second = cam.read()
-        frames = [first, second] + read_all(cam)
-    assert [f.index for f in frames] == list(range(1, 41))
-    assert threading.main_thread() not in threads and len(threads) == 40
-    assert second.timestamp >= handed  # prefetched 0.2 s earlier, but its age starts now
 
 
 def test_bgr_recording_is_converted_to_rgb(tmp_path):
