@@ -210,9 +210,12 @@ def test_sigkill_at_many_points_then_resume_matches_uninterrupted(linear, tmp_pa
         train_s = time.monotonic() - t0
         assert p.exitcode == 0, tr.log()
 
-        def kill(p, run: Path, what: str, before) -> tuple:
+        def kill(p, run: Path, what: str, before, may_finish: bool = False) -> tuple | None:
+            """SIGKILL the training; None when (may_finish) it had exited by itself just before the signal."""
             os.kill(p.pid, signal.SIGKILL)
             p.join(30)
+            if may_finish and p.exitcode == 0:
+                return None
             assert p.exitcode == -signal.SIGKILL
             after = _checkpoint(run) if (run / "checkpoint.pt").exists() else None
             if before is not None:
@@ -238,14 +241,15 @@ def test_sigkill_at_many_points_then_resume_matches_uninterrupted(linear, tmp_pa
             delay = rng.uniform(0.05, 0.8) * max(left, 0.2)
             while time.monotonic() < t0 + delay and p.is_alive():
                 time.sleep(0.001)
-            if not p.is_alive():  # finished first: check it, start another lane
-                p.join()
+            after = kill(p, run, f"SIGKILL {delay:.2f} s into the stages", ck, may_finish=True) if p.is_alive() else None
+            p.join()
+            if p.exitcode != -signal.SIGKILL:  # finished first (before, or as, the signal was sent): check it, new lane
                 assert p.exitcode == 0, tr.log()
                 _assert_same_params(tmp_path / "full", run)
                 lane, ck = lane + 1, None
                 run = tmp_path / f"random-{lane}"
                 continue
-            ck = kill(p, run, f"SIGKILL {delay:.2f} s into the stages", ck)
+            ck = after
             done += 1
         finish(run)
 
