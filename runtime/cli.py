@@ -57,6 +57,7 @@ Examples:
   clam-run bundles/widowx --robot widowx --camera realsense --emulate --episodes 3   # rehearsal, no hardware
   clam-run bundles/widowx --robot widowx-sim:push-button --camera sim --steps 100 --dry-run
   clam-run bundles/toy --robot fake --robot-opt max_steps=200 --backend auto
+  clam-run bundles/widowx --robot widowx --camera realsense --threads 1   # a 2-core robot computer
 
 Ctrl-C stops after the current tick: the robot goes to its safe pose, the episode so far is
 recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 done,
@@ -76,6 +77,9 @@ recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the run summary as JSON here.")
 @click.option("--backend", type=click.Choice(KINDS), default="ort", show_default=True,
               help="onnxruntime, TensorRT, or TensorRT when available else onnxruntime.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime intra-op threads (default: min(2, cores)); on a 2-core computer 1 leaves a core to the "
+                   "camera and the driver.")
 @click.option("--dry-run", is_flag=True, help="Run everything (camera, inference, safety, logging) but send nothing.")
 @click.option("--max-delta", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Largest change of any action dimension between ticks (default: off).")
@@ -96,12 +100,14 @@ recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 
 @click.option("--live-every", type=click.IntRange(min=0), default=None,
               help="Ticks between live log lines (default: about every 5 s; 0 = never).")
 @handle_errors
-def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, record, report, backend, dry_run,
+def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, record, report, backend, threads, dry_run,
              max_delta, max_frame_age, infer_timeout, max_overrun, robot_opt, camera_opt, emulate, continue_after_fault,
              live_every):
     """Run a bundle's policy on a robot in a fixed-rate loop."""
     from clamkit.robot.factory import make_camera, make_robot
 
+    if threads is not None and backend == "trt":
+        raise UserError("--threads sets onnxruntime's threads; the TensorRT backend has none")
     meta = read_meta(bundle)
     hz = meta.fps if hz is None else hz
     ropts = parse_opts(robot_opt, "--robot-opt")
@@ -113,7 +119,7 @@ def run_main(bundle, robot, camera, camera_size, hz, steps, episodes, seed, reco
     h, w = parse_size(camera_size, meta)
     cam = make_camera(camera, rob, width=w, height=h, **parse_opts(camera_opt, "--camera-opt"))
     tel = Telemetry(hz, live_every=live_every if live_every is not None else max(int(round(5 * hz)), 1) if hz else 1000)
-    with make_backend(bundle, backend, meta=meta) as be:
+    with make_backend(bundle, backend, meta=meta, **({"threads": threads} if threads else {})) as be:
         try:
             opts = LoopOptions(hz=hz, steps=steps, episodes=episodes, seed=seed, dry_run=dry_run, report=report,
                                continue_after_fault=continue_after_fault,

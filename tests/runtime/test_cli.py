@@ -26,6 +26,28 @@ def test_help_has_examples():
         assert "Examples:" in out and "--seed" in out
 
 
+def test_clam_run_threads_reach_onnxruntime(bundles, tmp_path, monkeypatch):
+    from clamkit.runtime import backends
+
+    seen = []
+    real_init = backends.OrtBackend.__init__
+
+    def spy(self, bundle, **kw):
+        real_init(self, bundle, **kw)
+        seen.append(self.session.get_session_options().intra_op_num_threads)
+
+    monkeypatch.setattr(backends.OrtBackend, "__init__", spy)
+    b = bundles("state")
+    for args, want in ((["--threads", "1"], 1), ([], None)):
+        r = CliRunner().invoke(run_main, [str(b), "--robot", "fake", "--hz", "0", "--steps", "3", *args])
+        assert r.exit_code == 0, r.output
+        if want is not None:
+            assert seen[-1] == want
+    assert seen[-1] == min(2, os.cpu_count() or 1)  # the default
+    r = CliRunner().invoke(run_main, [str(b), "--robot", "fake", "--backend", "trt", "--threads", "1"])
+    assert r.exit_code == 2 and "--threads" in r.output
+
+
 def test_clam_run_fake_robot(bundles, tmp_path):
     b = bundles("state")
     r = CliRunner().invoke(run_main, [str(b), "--robot", "fake", "--hz", "0", "--episodes", "2", "--robot-opt", "max_steps=20",
