@@ -26,7 +26,7 @@ def test_help_has_examples():
         assert "Examples:" in out and "--seed" in out
 
 
-def test_clam_run_threads_reach_onnxruntime(bundles, tmp_path, monkeypatch):
+def test_clam_run_threads_reach_onnxruntime(bundles, monkeypatch):
     from clamkit.runtime import backends
 
     seen = []
@@ -37,14 +37,12 @@ def test_clam_run_threads_reach_onnxruntime(bundles, tmp_path, monkeypatch):
         seen.append(self.session.get_session_options().intra_op_num_threads)
 
     monkeypatch.setattr(backends.OrtBackend, "__init__", spy)
-    b = bundles("state")
-    for args, want in ((["--threads", "1"], 1), ([], None)):
-        r = CliRunner().invoke(run_main, [str(b), "--robot", "fake", "--hz", "0", "--steps", "3", *args])
+    run = [str(bundles("state")), "--robot", "fake", "--hz", "0", "--steps", "3"]
+    for extra in (["--threads", "1"], []):
+        r = CliRunner().invoke(run_main, run + extra)
         assert r.exit_code == 0, r.output
-        if want is not None:
-            assert seen[-1] == want
-    assert seen[-1] == min(2, os.cpu_count() or 1)  # the default
-    r = CliRunner().invoke(run_main, [str(b), "--robot", "fake", "--backend", "trt", "--threads", "1"])
+    assert seen == [1, min(2, os.cpu_count() or 1)]  # as asked; then the default
+    r = CliRunner().invoke(run_main, [run[0], "--robot", "fake", "--backend", "trt", "--threads", "1"])
     assert r.exit_code == 2 and "--threads" in r.output
 
 
