@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clamkit.bundle import ONNX_NAME, BundleMeta, read_meta, sha256_file
+from clamkit.bundle import ONNX_NAME, BundleMeta, read_meta
 from clamkit.errors import BundleError, MissingDependency, UserError, require
 import clamkit.runtime.trt as rt
 
