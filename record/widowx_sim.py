@@ -14,7 +14,7 @@ from clamkit.record.play import SegmentPlay
 from clamkit.record.policy import Policy
 from clamkit.robot import kinematics as kin
 from clamkit.robot import widowx_common as wx
-from clamkit.robot.widowx_sim import BLOCK_HALF, DRAWER_FRONT, PRESS_DEPTH, WidowXSimRobot
+from clamkit.robot.widowx_sim import BLOCK_HALF, DRAWER_FRONT, WidowXSimRobot
 
 
 def _toward(state: np.ndarray, xyz, rpy, gripper: float, gain: float = 1.0) -> np.ndarray:
@@ -51,28 +51,23 @@ class ReachBlockExpert(Policy):
 
 
 class PushButtonExpert(Policy):
-    """Close the gripper, go 6 cm above the button with the gripper pointing almost straight down, push the
-    finger tips 11 mm into the cap (pressed counts from 8 mm of its 15 mm travel), and once it is pressed, lift
-    back up: pressing on against the cap's bottom stop would overload the servos (the effort guard)."""
+    """Close the gripper, go 6 cm above the button with the gripper pointing almost straight down, then push the
+    finger tips to the cap's bottom stop (15 mm of travel; pressed counts from 8 mm) and hold it there. The
+    servos are as soft as the real ones (widowx_common.servo_gains), so holding the stop stays far below the
+    effort limit."""
 
     PITCH = 1.45
     HOVER = 0.06
     TIP = 0.0145  # finger tips reach this far beyond the EE point (along the gripper axis)
-    PRESS = PRESS_DEPTH + 0.003  # how deep the finger tips aim: past "pressed", short of the bottom stop
+    PRESS = 0.015  # how deep the finger tips aim: the button's full travel
 
     def __init__(self, robot: WidowXSimRobot):
         self.robot = robot
-        self.reset()
-
-    def reset(self, seed=None):
-        self.pressed = False
 
     def __call__(self, obs):
-        s, ts = obs["state"], self.robot.task_state()
-        top = ts["button_pos"]
-        self.pressed |= ts["button_depth"] > PRESS_DEPTH + 0.001
+        s, top = obs["state"], self.robot.task_state()["button_pos"]
         rpy = (0.0, self.PITCH, _facing_yaw(top))
-        if self.pressed or np.linalg.norm(s[:2] - top[:2]) > 0.01:
+        if np.linalg.norm(s[:2] - top[:2]) > 0.01:
             goal = top + (0.0, 0.0, self.HOVER)
         else:
             goal = top + (0.0, 0.0, self.TIP * np.sin(self.PITCH) - self.PRESS)
@@ -142,21 +137,20 @@ class PlaceBlockExpert(Policy):
 
 class CloseDrawerExpert(Policy):
     """Closed gripper, fingers pointing forward and down: go in front of the drawer's face (robot side),
-    drop to its height, push along the drawer's axis until it is shut, then back off: pushing on against the
-    closed drawer would overload the servos (the effort guard, widowx_common.EffortGuard, stops the arm)."""
+    drop to its height, then push along the drawer's axis until it is shut, aiming 1 cm past closed. The
+    servos are as soft as the real ones (widowx_common.servo_gains), so that 1 cm against the closed drawer
+    stays far below the effort limit."""
 
     PITCH = 0.7
     STANDOFF = 0.05  # EE this far in front of the drawer face before pushing
     PUSH_Z = 0.05
-    SHUT = 0.004     # stop pushing once the drawer is this close to closed (success counts within DRAWER_CLOSED)
-    BACK_OFF = 0.03  # then pull the EE this far back along the drawer's axis
 
     def __init__(self, robot: WidowXSimRobot):
         self.robot = robot
         self.reset()
 
     def reset(self, seed=None):
-        self.phase, self._retreat = "approach", None
+        self.phase = "approach"
 
     def __call__(self, obs):
         s, ts = obs["state"], self.robot.task_state()
@@ -173,14 +167,10 @@ class CloseDrawerExpert(Policy):
             goal = start
             if abs(s[2] - start[2]) < 0.01:
                 self.phase = "push"
-        if self.phase == "push" and ts["drawer_opening"] <= self.SHUT:
-            self.phase, self._retreat = "retreat", s[:3] - axis * self.BACK_OFF
         if self.phase == "push":
             closed_front = ts["cabinet_pos"] - axis * DRAWER_FRONT
             goal = closed_front + axis * 0.01
             goal[2] = self.PUSH_Z
-        if self.phase == "retreat":
-            goal = self._retreat
         return _toward(s, goal, (0.0, self.PITCH, yaw), gripper=0.0)
 
 

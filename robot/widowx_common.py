@@ -72,16 +72,33 @@ class Servo:
     model: str
     stall_torque: float    # N m
     stall_current: float   # A
+    no_load_speed: float   # rad/s (e-Manual rpm x 2 pi / 60)
     current_sensor: bool   # XM430: Present_Current (mA); XL430: only Present_Load (0.1 % of stall torque)
 
 
-XM430_W350 = Servo("XM430-W350", 4.1, 2.3, True)
-XL430_W250 = Servo("XL430-W250", 1.5, 1.4, False)
+XM430_W350 = Servo("XM430-W350", 4.1, 2.3, 46 * 2 * np.pi / 60, True)
+XL430_W250 = Servo("XL430-W250", 1.5, 1.4, 61 * 2 * np.pi / 60, False)
 # The wx250s' servos per arm joint (Interbotix: interbotix_xsarms_docs servos_wx250s.csv, motor config
 # interbotix_xsarm_control/config/wx250s.yaml): shoulder and elbow each drive two XM430-W350 (the primary and a
 # "shadow" motor that mirrors it, sharing the load), wrist_rotate an XL430-W250, the rest one XM430-W350.
 ARM_SERVOS: tuple[tuple[Servo, int], ...] = ((XM430_W350, 1), (XM430_W350, 2), (XM430_W350, 2), (XM430_W350, 1),
                                             (XM430_W350, 1), (XL430_W250, 1))
+POSITION_P_GAIN = 800  # the servos' Position_P_Gain as the xs_sdk leaves it (the factory default; I and D gains 0)
+PWM_LIMIT = 885        # full PWM (the X series' PWM_Limit register)
+
+
+def servo_gains(p_gain: float = POSITION_P_GAIN) -> tuple[np.ndarray, np.ndarray]:
+    """Each arm joint's position stiffness kp (N m/rad) and damping kv (N m s/rad), as its servos behave in
+    position mode. The X series' position loop outputs PWM = (p_gain / 128) x the error in encoder pulses
+    (4096 a turn), so full PWM -- the stall torque at rest -- takes 885 / (p_gain / 128) pulses, 0.22 rad at
+    P 800: kp = stall torque / that angle, per motor. The D gain is 0; what damps the joint is the motor's
+    back-EMF, the slope of its torque-speed line: kv = stall torque / no-load speed. Tied motors add up."""
+    full_pwm_angle = PWM_LIMIT / (p_gain / 128) * 2 * np.pi / 4096
+    kp = np.array([s.stall_torque * n / full_pwm_angle for s, n in ARM_SERVOS])
+    kv = np.array([s.stall_torque * n / s.no_load_speed for s, n in ARM_SERVOS])
+    return kp, kv
+
+
 STALL_TORQUE = np.array([s.stall_torque * n for s, n in ARM_SERVOS])  # (6,) N m: the most each joint can exert
 CURRENT_UNIT = 2.69  # mA per Present_Current unit (XM430), the unit xs_sdk converts every effort register with
 EFFORT_LIMIT = 1800.0  # mA: the real driver's default overload threshold (config_widowx.WidowXConfig.effort_limit)

@@ -4,8 +4,9 @@ in clamkit.record.widowx_sim).
 The simulated arm speaks the real arm's language (widowx_common): the same 7-D action (EE deltas +
 absolute gripper) turned into joint targets by the same IK, the same 7-D state (EE xyz, rpy,
 gripper opening) computed by the same forward kinematics, 5 Hz. A policy trained here sees what it
-will see on the real robot, minus the camera's realism. Its servos are as strong as the real ones (each arm
-joint's torque, gravity load included, saturates at its servos' stall torque, widowx_common.ARM_SERVOS), and it
+will see on the real robot, minus the camera's realism. Its servos are as stiff and as strong as the real ones
+(widowx_common.servo_gains: an XM430 at the xs_sdk's P gain 800 gives ~19 N m/rad, damped by its back-EMF; each
+arm joint's torque, gravity load included, saturates at its servos' stall torque, widowx_common.ARM_SERVOS), and it
 applies the real driver's effort rule (widowx_common.EffortGuard, same limit and tick count) to the efforts the
 xs_sdk would report for those torques: a policy that would press hard enough to fault the real arm faults here.
 
@@ -230,8 +231,13 @@ class WidowXSimRobot(Robot):
         self._arm_qpos = np.array([model.joint(n).qposadr[0] for n in kin.JOINT_NAMES])
         self._arm_act = np.array([model.actuator(n).id for n in kin.JOINT_NAMES])
         self._arm_dof = np.array([model.joint(n).dofadr[0] for n in kin.JOINT_NAMES])
-        # The servos' strength: each arm joint's total actuator torque -- the position servo plus the gravity
-        # compensation, which the real servos also have to supply -- saturates at its servos' stall torque.
+        # The servos' stiffness and damping (widowx_common.servo_gains: XM430s at the xs_sdk's P gain 800, about
+        # 19 N m/rad per motor) and strength: each arm joint's total actuator torque -- the position servo plus
+        # the gravity compensation, which the real servos also have to supply -- saturates at its stall torque.
+        kp, kv = wx.servo_gains()
+        model.actuator_gainprm[self._arm_act, 0] = kp  # position actuator: force = kp (ctrl - q) - kv qdot
+        model.actuator_biasprm[self._arm_act, 1] = -kp
+        model.actuator_biasprm[self._arm_act, 2] = -kv
         for name, limit in zip(kin.JOINT_NAMES, wx.STALL_TORQUE):
             j = model.joint(name).id
             model.jnt_actgravcomp[j] = 1

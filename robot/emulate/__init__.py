@@ -31,7 +31,7 @@ class EmulatedWidowXRobot(WidowXRobot):
 
     task / max_steps: the widowx-sim task the scene is set up for and the episode length (ticks).
     camera_serial: the emulated RealSense's serial. latency: joint-state delivery delay (s).
-    servo_kp: override the arm servos' stiffness (default: the scene's Dynamixel-like kp 400, as widowx-sim; to tell
+    servo_kp: override the arm servos' stiffness (default: widowx-sim's, widowx_common.servo_gains; to tell
     differences from the drivers apart from differences in arm dynamics).
     """
 
