@@ -6,7 +6,7 @@ Three measurements, each a resumable cell of benchmarks/results/latency.json (--
             the same process (torch.inference_mode, numpy in -> numpy out, like the backend), batch 1,
             `--calls` timed calls each after a warm-up, in interleaved blocks so that load from other
             work on the machine hits both alike. Torch threads = ORT intra-op threads, at 1 and at
-            clam-run's default (min(2, cores)). Bundles: MetaWorld 39-D state with the real
+            clam-run's default (runtime.backends.default_threads: 2, one fewer than the cores). Bundles: MetaWorld 39-D state with the real
             metaworld-state.yaml model (hidden [1024, 1024]) and 84x84 pixels with the
             metaworld-image.yaml model at image_size 84.
   loop      run_loop (clam-run's loop) on the fake robot at hz=0 for `--ticks` ticks: overhead = tick time
@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
+from clamkit.runtime.backends import default_threads as ort_default_threads  # noqa: E402
 from _common import ROOT, METAWORLD_ACTION, Results, code_version, image_spec, load, state_spec, stats_ms, synthetic_dataset  # noqa: E402
 
 TARGETS = {"state_p99_ms": 0.5, "image_p99_ms": 5.0, "ort_speedup_p50": 2.0, "loop_overhead_ms": 0.3, "missed_deadlines": 0}
@@ -428,7 +429,7 @@ def run_frames(a, res: Results, cache: Path, default_threads: int) -> dict:
     raw, small = cache / "bundles" / "widowx-cpu64-raw", cache / "bundles" / "widowx-cpu64"
     recording = frame_recording(cache, a.camera, a.frame_ticks + 100)
     print(f"recording {recording}", flush=True)
-    for threads in sorted({1, default_threads}):  # judged at clam-run's default; 1 thread for comparison
+    for threads in sorted({1, min(2, os.cpu_count() or 1), default_threads}):  # judged at clam-run's default
         prep_key = f"frames/preprocess/threads{threads}/calls{a.calls}"
         if not res.have(prep_key):
             res.put(prep_key, measure_preprocess(cache / "runs" / "widowx-cpu64", raw, small, recording, threads, a.calls)
@@ -448,11 +449,12 @@ def run_frames(a, res: Results, cache: Path, default_threads: int) -> dict:
         print(f"{key:<40} " + " | ".join(f"{s} {c[s + '_ms']['p50']:.2f}/{c[s + '_ms']['p99']:.2f}"
                                          for s in ("capture", "preprocess", "infer", "safety", "overhead")) +
               f" ms (p50/p99) | missed {c['missed_deadlines']} of {c['ticks']}", flush=True)
-    if default_threads != 1:  # not judged: the same 30 Hz run with one ORT thread, for comparison on a shared machine
-        key = f"frames/loop/30hz/ticks{a.frame_ticks}/threads1"
+    other = 2 if default_threads == 1 else 1
+    if other <= (os.cpu_count() or 1):  # not judged: the same 30 Hz run at the other thread setting, for comparison
+        key = f"frames/loop/30hz/ticks{a.frame_ticks}/threads{other}"
         if not res.have(key):
             print(f"{key}: {a.frame_ticks / 30:.0f} s ...", flush=True)
-            res.put(key, measure_frames_loop(raw, recording, 30.0, a.frame_ticks, threads=1) | {"code_version": code_version()})
+            res.put(key, measure_frames_loop(raw, recording, 30.0, a.frame_ticks, threads=other) | {"code_version": code_version()})
         c = res[key]
         print(f"{key:<40} infer {c['infer_ms']['p50']:.2f}/{c['infer_ms']['p99']:.2f} | overhead "
               f"{c['overhead_ms']['p50']:.2f}/{c['overhead_ms']['p99']:.2f} ms | missed {c['missed_deadlines']}", flush=True)
@@ -535,7 +537,7 @@ def main() -> None:
                                            "targets": TARGETS | {"frames": FRAME_TARGETS}, "loadavg_start": load()}, redo=a.redo)
     cache = a.out / "cache" / "latency"
     t_all = time.perf_counter()
-    default_threads = min(2, os.cpu_count() or 1)  # OrtBackend's default: what clam-run uses
+    default_threads = ort_default_threads()  # OrtBackend's default: what clam-run uses
     if a.only_frames:
         fr = run_frames(a, res, cache, default_threads)
         report(res, fr["targets"], {"frames": fr["used"]}, t_all)
@@ -597,7 +599,7 @@ def main() -> None:
         print(f"{key:<34} missed {c['missed_deadlines']} of {c['ticks']}, tick p99 {c['tick_ms']['p99']:.1f} "
               f"max {c['tick_ms']['max']:.1f} ms of 200 (over budget: {[t['tick'] for t in c['ticks_over_budget']]})", flush=True)
 
-    # ---- targets, at each thread count (clam-run's default is min(2, cores))
+    # ---- targets, at each thread count (clam-run's default is runtime.backends.default_threads())
     targets = {}
     for t in sorted({1, default_threads}):
         st, im = res[f"infer/state/threads{t}/calls{a.calls}"], res[f"infer/image84/threads{t}/calls{a.calls}"]

@@ -72,11 +72,19 @@ class Backend(abc.ABC):
 # ----------------------------------------------------------------------------- onnxruntime
 
 
+def default_threads() -> int:
+    """onnxruntime's intra-op threads when none are asked for: 2, but always one core fewer than the computer has,
+    which the camera reader, the robot's driver and the loop itself need. On 2 cores, measured with the pixel
+    bundle fed 640x480 frames (benchmarks/results/latency-frames.json), 1 thread beat 2 at p50 and at p99 (2.5 vs
+    5.9 ms p99): the second thread only contends with them."""
+    return max(1, min(2, (os.cpu_count() or 1) - 1))
+
+
 class OrtBackend(Backend):
     """onnxruntime InferenceSession over BUNDLE/policy.onnx.
 
     device: "auto" (CUDA EP when available, else CPU), "cpu" or "cuda".
-    threads: intra-op threads (default min(2, cores)); 1 is best for small MLPs.
+    threads: intra-op threads (default: default_threads(), 2 leaving a core free); 1 is best for small MLPs.
     """
 
     def __init__(self, bundle: str | Path, *, meta: BundleMeta | None = None, device: str = "auto",
@@ -87,7 +95,7 @@ class OrtBackend(Backend):
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.intra_op_num_threads = int(threads or min(2, os.cpu_count() or 1))
+        so.intra_op_num_threads = int(threads or default_threads())
         so.inter_op_num_threads = 1
         # ORT's intra-op workers otherwise spin for a while after each run, waiting for more work: measured
         # here, ~32 ms of CPU after every call of the pixel graph, which at 30 Hz is the whole gap between ticks,

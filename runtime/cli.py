@@ -78,8 +78,8 @@ recorded and the report written (a second Ctrl-C aborts at once). Exit codes: 0 
 @click.option("--backend", type=click.Choice(KINDS), default="ort", show_default=True,
               help="onnxruntime, TensorRT, or TensorRT when available else onnxruntime.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="onnxruntime intra-op threads (default: min(2, cores)); on a 2-core computer 1 leaves a core to the "
-                   "camera and the driver.")
+              help="onnxruntime intra-op threads (default: 2, but one fewer than the computer's cores, leaving a core "
+                   "to the camera and the driver).")
 @click.option("--dry-run", is_flag=True, help="Run everything (camera, inference, safety, logging) but send nothing.")
 @click.option("--max-delta", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Largest change of any action dimension between ticks (default: off).")

@@ -41,9 +41,17 @@ def test_clam_run_threads_reach_onnxruntime(bundles, monkeypatch):
     for extra in (["--threads", "1"], []):
         r = CliRunner().invoke(run_main, run + extra)
         assert r.exit_code == 0, r.output
-    assert seen == [1, min(2, os.cpu_count() or 1)]  # as asked; then the default
+    assert seen == [1, backends.default_threads()]  # as asked; then the default
     r = CliRunner().invoke(run_main, [run[0], "--robot", "fake", "--backend", "trt", "--threads", "1"])
     assert r.exit_code == 2 and "--threads" in r.output
+
+
+@pytest.mark.parametrize("cores, threads", [(None, 1), (1, 1), (2, 1), (3, 2), (16, 2)])
+def test_default_ort_threads_leave_a_core_free(cores, threads, monkeypatch):
+    from clamkit.runtime import backends
+
+    monkeypatch.setattr(backends.os, "cpu_count", lambda: cores)
+    assert backends.default_threads() == threads
 
 
 def test_clam_run_fake_robot(bundles, tmp_path):
