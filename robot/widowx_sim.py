@@ -183,11 +183,13 @@ class WidowXSimRobot(Robot):
 
     def __init__(self, task: str = "reach-block", max_steps: int = 50, workspace: wx.Workspace | None = None,
                  vary: "VisualVariation | str | None" = None, effort_limit: float | None = wx.EFFORT_LIMIT,
-                 effort_fault_ticks: int = wx.EFFORT_FAULT_TICKS, profile_start: str = "measured"):
+                 effort_fault_ticks: int = wx.EFFORT_FAULT_TICKS, profile_start: str = "reference"):
         """effort_limit / effort_fault_ticks: the real driver's effort rule (WidowXConfig's fields, same defaults);
-        effort_limit None turns it off. profile_start: where each tick's servo profile starts, "measured" (the
-        joints as they are) or "reference" (where the previous tick's profile ended, as the driver emulator's
-        xs_sdk continues from its reference); they differ when something holds the arm back."""
+        effort_limit None turns it off. profile_start: where each tick's servo profile starts, "reference" (where
+        the previous tick's profile ended: a Dynamixel's profile keeps its own position and velocity trajectory
+        and continues it on a new goal, e-Manual "Velocity Override"; the driver emulator does the same) or
+        "measured" (the joints as they are, which trail the reference by ~45 ms of motion and more when something
+        holds the arm back)."""
         if task not in TASKS:
             raise UserError(f"unknown widowx-sim task '{task}' (choose from {', '.join(TASKS)})")
         if int(max_steps) < 1:
@@ -361,7 +363,7 @@ class WidowXSimRobot(Robot):
         T = 1.0 / self.fps
         start = self.joint_positions()
         if self.profile_start == "reference" and self.last_command is not None:
-            start = self.last_command.q  # the previous profile ended there (moving_time = the tick)
+            start = self.last_command.q  # the previous profile ended there (moving_time = the tick), at rest
         profiles = [wx.Profile(float(p0), float(p1), 0.0, T, T / 4) for p0, p1 in zip(start, cmd.q)]
         self._set_gripper_ctrl(cmd.gripper)
         for k in range(self._substeps):

@@ -377,6 +377,7 @@ def test_each_tick_profile_starts_where_profile_start_says(start, monkeypatch):
     np.testing.assert_allclose(starts, target if start == "reference" else measured, atol=1e-9)
     with pytest.raises(UserError, match="profile_start"):
         WidowXSimRobot(profile_start="commanded")
+    assert WidowXSimRobot().profile_start == "reference"  # as a Dynamixel and the driver emulator do
 
 
 class PushDown(Backend):
