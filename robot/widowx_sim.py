@@ -236,10 +236,7 @@ class WidowXSimRobot(Robot):
         # The servos' stiffness and damping (widowx_common.servo_gains: XM430s at the xs_sdk's P gain 800, about
         # 19 N m/rad per motor) and strength: each arm joint's total actuator torque -- the position servo plus
         # the gravity compensation, which the real servos also have to supply -- saturates at its stall torque.
-        kp, kv = wx.servo_gains()
-        model.actuator_gainprm[self._arm_act, 0] = kp  # position actuator: force = kp (ctrl - q) - kv qdot
-        model.actuator_biasprm[self._arm_act, 1] = -kp
-        model.actuator_biasprm[self._arm_act, 2] = -kv
+        self.set_servo_gains(*wx.servo_gains())
         for name, limit in zip(kin.JOINT_NAMES, wx.STALL_TORQUE):
             j = model.joint(name).id
             model.jnt_actgravcomp[j] = 1
@@ -255,6 +252,15 @@ class WidowXSimRobot(Robot):
         self._visuals = _SceneLooks(model)  # the default looks, restored by reset() when variation is off
         self._ee_site = model.site("ee").id
         self._substeps = int(round(1.0 / (self.fps * model.opt.timestep)))  # 100 x 2 ms per 5 Hz tick
+
+    def set_servo_gains(self, kp, kv=None) -> None:
+        """The arm's position servos: stiffness kp (N m/rad) and, if given, damping kv (N m s/rad), per joint or one
+        for all. Position actuator: force = kp (ctrl - q) - kv qdot."""
+        model, _ = self._require()
+        model.actuator_gainprm[self._arm_act, 0] = kp
+        model.actuator_biasprm[self._arm_act, 1] = -np.asarray(kp)
+        if kv is not None:
+            model.actuator_biasprm[self._arm_act, 2] = -np.asarray(kv)
 
     def disconnect(self) -> None:
         if self._renderer is not None:

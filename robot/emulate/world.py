@@ -106,8 +106,7 @@ class EmulatedWorld:
         self._finger_dof = m.jnt_dofadr[m.joint("left_finger").id]
         self._finger_range0 = m.actuator_forcerange[sim._finger_act].copy()
         if self.servo_kp is not None:
-            m.actuator_gainprm[sim._arm_act, 0] = self.servo_kp  # position servo: force = kp (ctrl - q) - kv qdot
-            m.actuator_biasprm[sim._arm_act, 1] = -self.servo_kp
+            sim.set_servo_gains(self.servo_kp)
         self.profiles = [wx.Profile(float(q), float(q), 0.0, 0.0, 0.0) for q in wx.SLEEP]
         self.gripper_effort = 0.0
         self.gripper_goal = wx.gripper_to_finger(1.0)
