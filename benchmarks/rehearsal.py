@@ -16,7 +16,8 @@ emulator skipped because the host stalled its real-time thread (per episode; non
     python benchmarks/rehearsal.py BUNDLE --task reach-block --episodes 40
     python benchmarks/rehearsal.py BUNDLE --task reach-block --robot-opt ros=ros1   # the ROS 1 layout
 
-Writes benchmarks/results/rehearsal.json (one entry per bundle + task + options; resumable per path).
+Writes benchmarks/results/rehearsal.json (one entry per bundle + task + options, keyed with the bundle's hash;
+resumable per path).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import code_version, load, machine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import code_version, load, machine  # noqa: E402
 
-from clamkit.fileio import write_json_atomic
+from clamkit.fileio import write_json_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,6 +61,12 @@ def bundle_sha256(bundle: Path) -> str:
         h.update(f.relative_to(bundle).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def entry_key(bundle: Path, task: str, robot_opt: list[str]) -> str:
+    """The entry's name in rehearsal.json and its resume folder: bundle folder, task, options and the bundle's
+    hash, so a retrained bundle under the same folder name neither reuses nor overwrites another's runs."""
+    return f"{bundle.resolve().name}-{task}" + "".join(f"-{o}" for o in robot_opt) + f"-{bundle_sha256(bundle)[:8]}"
 
 
 def differing(sim: dict, emu: dict) -> list[dict]:
@@ -98,7 +106,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=40)
     ap.add_argument("--robot-opt", action="append", default=[], help="extra emulated robot option KEY=VALUE")
     a = ap.parse_args()
-    key = f"{a.bundle.resolve().name}-{a.task}" + "".join(f"-{o}" for o in a.robot_opt)
+    key = entry_key(a.bundle, a.task, a.robot_opt)
     work = RESULTS / "cache" / "rehearsal" / key
     work.mkdir(parents=True, exist_ok=True)
     common = ["--episodes", str(a.episodes), "--seed", str(SEED)]
