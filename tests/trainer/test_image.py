@@ -93,3 +93,38 @@ def test_idm_motion_trains_end_to_end(image_data, tmp_path, helpers):
     helpers.clam_train(expert, play, out, "model.idm_motion=true", "lam.steps=2", "policy.steps=2",
                        config=helpers.SMOKE_IMAGE)
     assert (out / "policy.pt").exists() and "idm_motion: true" in (out / "config.yaml").read_text()
+
+
+def test_grounded_pixel_fdm_grounds_the_decoder_on_unlabelled_frames():
+    """lam.fdm_input=action (configs/widowx-image-cpu.yaml): the U-Net reads the decoded action, so the
+    reconstruction of *unlabelled* windows alone trains the decoder (with λ = 0 and only unlabelled windows in
+    the FDM term). With the paper's latent-conditioned FDM that term never reaches the decoder."""
+    from clamkit.trainer import conv, mlp
+    from clamkit.trainer.clam import LAMLoss
+    torch.manual_seed(0)
+    Z, A, S = 4, 3, 16
+    for fdm_input, reaches in (("action", True), ("latent", False)):
+        idm = conv.IDM((3, S, S), Z, [8], [4, 8], motion=True)
+        fdm = conv.FDM((3, S, S), A if fdm_input == "action" else Z, [8], [4, 8], size=8)
+        dec = mlp.ActionDecoder(Z, A, [8])
+        wu, wl, al = torch.rand(4, 3, 3, S, S), torch.rand(4, 3, 3, S, S), torch.rand(4, A) * 2 - 1
+        LAMLoss(idm, fdm, dec, 0.0, fdm_on_labelled=False, fdm_input=fdm_input)(wu, wl, al)[0].backward()
+        grad = max(p.grad.abs().max().item() if p.grad is not None else 0.0 for p in dec.parameters())
+        assert (grad > 1e-6) == reaches, (fdm_input, grad)
+
+
+def test_the_cpu_pixel_recipe_trains_with_the_grounded_fdm(image_data, tmp_path, helpers):
+    from pathlib import Path
+
+    from clamkit.config import load_config
+    from clamkit.trainer.config import TrainConfig
+    cfg, _ = load_config(TrainConfig, str(Path(helpers.SMOKE_IMAGE).with_name("widowx-image-cpu.yaml")))
+    assert cfg.lam.fdm_input == "action"
+    expert, play = image_data
+    out = tmp_path / "run"
+    helpers.clam_train(expert, play, out, "lam.fdm_input=action", "lam.steps=4", "policy.steps=4",
+                       config=helpers.SMOKE_IMAGE)
+    assert "fdm_input: action" in (out / "config.yaml").read_text()
+    policy, _ = load_policy(out)
+    obs = torch.from_numpy(sample_observations(out, 2)["image"])
+    assert policy(obs).shape == (2, 2)
