@@ -111,6 +111,12 @@ def datasets(env: str, task: str, regime: str, n_lab: int, a, draw: int = 0) -> 
     return d
 
 
+def settings_tag(sets: list[str]) -> str:
+    """The run-name suffix for --set overrides: a hash of the settings themselves (order-free), so the same settings
+    under another results name reuse the runs, and different settings never share one."""
+    return f"-set{hashlib.sha256(chr(10).join(sorted(sets)).encode()).hexdigest()[:8]}" if sets else ""
+
+
 def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a) -> dict:
     """Train, export and evaluate one (regime, labelled size, task, method, seed)."""
     draw = seed if a.vary_data else 0
@@ -119,7 +125,7 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     # reads neither the labelled set nor the pool, so one run serves every regime.
     data_key = "any" if method == "bc-expert" else ("rich" if regime == "rich" else f"lab{n_lab}")
     data_key += f"-d{draw}" if draw else ""
-    variant = f"{method}-s{seed}-{Path(a.config[env]).stem}-{data_key}" + (f"-{a.name}" if a.set else "")
+    variant = f"{method}-s{seed}-{Path(a.config[env]).stem}-{data_key}" + settings_tag(a.set)
     run = CACHE / "runs" / task / variant
     bundle = CACHE / "bundles" / task / variant
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
@@ -270,8 +276,8 @@ def main() -> None:
     a.methods = a.methods or (METHODS if a.regime == "rich" else ["clam", "bc-play", "vpt", "bc-expert"])
     tasks = a.tasks or (METAWORLD[:4] if a.quick else METAWORLD)
     sizes = a.labelled_sizes if a.regime == "scarce" else [a.play_episodes]
-    name = a.name or (f"learning-{a.regime}" + ("-image" if a.obs == "image" else "") + ("-quick" if a.quick else "")
-                      + ("-val" if a.split == "val" else ""))
+    name = a.name or (f"learning-{a.regime}" + ("-image" if a.obs == "image" else "") + ("-quick" if a.quick else ""))
+    name += "-val" if a.split == "val" and not name.endswith("-val") else ""  # validation cells never pose as test
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     done = json.loads(out.read_text())["cells"] if out.exists() else []

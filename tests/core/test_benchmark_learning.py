@@ -90,3 +90,26 @@ def test_code_version_is_dirty_for_code_changes_not_for_the_benchmarks_own_resul
     assert code_version(repo) == clean
     (repo / "code.py").write_text("x = 2\n")
     assert code_version(repo) == clean + "-dirty"
+
+
+def test_runs_are_keyed_by_their_settings_not_by_the_results_name(learning, monkeypatch):
+    """The bug: a run's name carried --name whenever --set was given, so the same settings under another results
+    file trained again (and two results names could not share a validation run)."""
+    calls = []
+    _fake_clis(learning, monkeypatch, calls)
+    for name, sets in (("screen", ["lam.fdm_input=action"]), ("report", ["lam.fdm_input=action"]),
+                       ("other", ["lam.weight=0.1"]), ("plain", [])):
+        learning.cell("widowx-sim", "reach-block", "clam", 0, "rich", 50, _args(name=name, set=sets))
+    outs = [c[c.index("--out") + 1] for c in calls if c[0].endswith("clam-train")]
+    assert len(outs) == 3  # "report" reused "screen"'s run
+    screen, other, plain = outs
+    assert len({screen, other, plain}) == 3 and plain.endswith("clam-s0-widowx-image-cpu-rich")
+    assert learning.settings_tag(["a=1", "b=2"]) == learning.settings_tag(["b=2", "a=1"])
+
+
+def test_a_named_validation_run_is_filed_as_validation(learning, monkeypatch, tmp_path):
+    monkeypatch.setattr(learning, "RESULTS", tmp_path)
+    monkeypatch.setattr(learning.sys, "argv", ["learning.py", "--name", "screen", "--split", "val", "--report"])
+    (tmp_path / "screen-val.json").write_text(json.dumps({"cells": []}))
+    monkeypatch.setattr(learning, "report", lambda done, name, regime: name)
+    assert learning.main() == "screen-val"
