@@ -7,6 +7,7 @@ as soon as it is done, so an interrupted run picks up where it stopped (finished
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -49,6 +50,15 @@ def machine() -> dict:
     except ImportError:
         pass
     return out
+
+
+def bundle_sha256(bundle: Path) -> str:
+    """One hash over the bundle's files (names and contents)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in bundle.rglob("*") if p.is_file()):
+        h.update(f.relative_to(bundle).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def code_version(root: Path = ROOT) -> str:

@@ -23,7 +23,6 @@ resumable per path).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -31,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import code_version, load, machine  # noqa: E402
+from _common import bundle_sha256, code_version, load, machine  # noqa: E402
 
 from clamkit.fileio import write_json_atomic  # noqa: E402
 
@@ -52,15 +51,6 @@ def run(bundle: Path, args: list[str], report: Path) -> dict:
         r = json.loads(report.read_text())
         write_json_atomic(report, r | {"load_before_after": [before, load()], "command": cmd})
     return json.loads(report.read_text())
-
-
-def bundle_sha256(bundle: Path) -> str:
-    """One hash over the bundle's files (names and contents)."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in bundle.rglob("*") if p.is_file()):
-        h.update(f.relative_to(bundle).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def entry_key(bundle: Path, task: str, robot_opt: list[str]) -> str:
