@@ -123,7 +123,8 @@ class LAMConfig:
     """also train the IDM/FDM reconstruction on the labelled play windows (more coverage)"""
     fdm_input: str = "latent"
     """what the forward model is conditioned on: "latent" z_t (the paper) or "action", the decoded d(z_t) (true a_t
-    on labelled windows): one label-grounded dynamics model that grounds the decoder on every unlabelled window"""
+    on labelled windows): one label-grounded dynamics model that grounds the decoder on every unlabelled window.
+    configs/widowx-image-cpu.yaml sets "action" (better on pixel validation seeds); state recipes keep "latent" (better on MetaWorld validation)"""
 
     def __post_init__(self):
         _check(self.steps >= 1, "lam.steps", "must be >= 1")
