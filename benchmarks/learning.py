@@ -18,6 +18,7 @@ validation seeds (200000+: choose settings there), --split test on test seeds (1
     python benchmarks/learning.py --regime paper --seeds 3       # hours on a CPU; --jobs 2 on 2 cores
     python benchmarks/learning.py --regime scarce --tasks pick-place-v3 --seeds 3
     python benchmarks/learning.py --obs image --tasks reach-block push-button place-block close-drawer --seeds 2 --vary-data
+    python benchmarks/learning.py --obs image --tasks push-button --seeds 2 --vary-data --vary all   # visual variation
 
 Resumable: finished cells are read back from benchmarks/results/learning.json and skipped.
 Everything runs through the real CLIs (clam-record, clam-train, clam-export, clam-eval).
@@ -78,15 +79,17 @@ DATA_SEEDS = {"expert": 1000, "play": 2000, "pool": 3000, "lowret": 4000}
 DRAW_STRIDE = 10_000  # recording seeds of data draw k: DATA_SEEDS + 10,000 k (below the evaluation seeds)
 
 
-def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str = "state", draw: int = 0) -> Path:
+def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str = "state", draw: int = 0,
+           vary: str | None = None) -> Path:
     """A cached recording. expert / play: the scripted policies; pool: noisy expert, random-action probability
     U(0, 1), observations only; lowret: noisy expert, U(0.5, 1), labelled. Seeded, so a smaller recording
     of a kind is a prefix of a larger one. obs "image" also stores IMAGE_SIZE camera frames. draw: which
-    independent recording (training seed s trains on draw s, so the spread across seeds includes the data's)."""
+    independent recording (training seed s trains on draw s, so the spread across seeds includes the data's).
+    vary: widowx-sim's visual variation (clam-record --vary), drawn per episode."""
     name = kind if kind in ("expert", "play", "pool") else f"{kind}-{episodes}"
-    name = (name if obs == "state" else f"{name}-img{IMAGE_SIZE}") + (f"-d{draw}" if draw else "")
+    name = (name if obs == "state" else f"{name}-img{IMAGE_SIZE}") + (f"-d{draw}" if draw else "") + (f"-vary-{vary}" if vary else "")
     out = CACHE / "data" / task / name
-    frames = ["--image-size", str(IMAGE_SIZE)] if obs == "image" else []
+    frames = (["--image-size", str(IMAGE_SIZE)] if obs == "image" else []) + (["--vary", vary] if vary else [])
     seed = DATA_SEEDS[kind] + DRAW_STRIDE * draw
     if seed + max(episodes, 1000) > SEEDS["test"]:
         raise SystemExit(f"data draw {draw} would reach the evaluation seeds ({SEEDS['test']}+): use fewer seeds")
@@ -102,12 +105,13 @@ def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str =
 
 def datasets(env: str, task: str, regime: str, n_lab: int, a, draw: int = 0) -> dict:
     steps = EPISODE_STEPS[env]
-    d = {"unlabelled": record(env, task, "expert", a.expert_episodes, steps, a.obs, draw)}
+    rec = lambda kind, n: record(env, task, kind, n, steps, a.obs, draw, a.vary)  # noqa: E731
+    d = {"unlabelled": rec("expert", a.expert_episodes)}
     if regime == "rich":
-        d["labelled"] = record(env, task, "play", a.play_episodes, steps, a.obs, draw)
+        d["labelled"] = rec("play", a.play_episodes)
     else:
-        d["labelled"] = record(env, task, "lowret", n_lab, steps, a.obs, draw)
-        d["pool"] = record(env, task, "pool", a.pool_episodes, steps, a.obs, draw)
+        d["labelled"] = rec("lowret", n_lab)
+        d["pool"] = rec("pool", a.pool_episodes)
     return d
 
 
@@ -124,7 +128,7 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     # A run is keyed by everything that shapes it: data, method, seed, recipe and --set variants. bc-expert
     # reads neither the labelled set nor the pool, so one run serves every regime.
     data_key = "any" if method == "bc-expert" else ("rich" if regime == "rich" else f"lab{n_lab}")
-    data_key += f"-d{draw}" if draw else ""
+    data_key += (f"-d{draw}" if draw else "") + (f"-vary-{a.vary}" if a.vary else "")
     variant = f"{method}-s{seed}-{Path(a.config[env]).stem}-{data_key}" + settings_tag(a.set)
     run = CACHE / "runs" / task / variant
     bundle = CACHE / "bundles" / task / variant
@@ -142,7 +146,8 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     report = bundle.parent / f"{variant}.{a.split}.eval.json"
     if not report.exists():  # image bundles read the simulator's camera (clam-eval's default for them)
         sh(bin_("clam-eval"), str(bundle), "--env", f"{env}:{task}", "--episodes", str(a.eval_episodes),
-           "--seed", str(SEEDS[a.split]), "--max-steps", str(EPISODE_STEPS[env]), "--json", str(report))
+           "--seed", str(SEEDS[a.split]), "--max-steps", str(EPISODE_STEPS[env]), "--json", str(report),
+           *(["--robot-opt", f"vary={a.vary}"] if a.vary else []))
     r = json.loads(report.read_text())
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     probe = {k: v for k, v in summary.get("metrics", {}).items() if k.startswith(("probe/", "select/"))}
@@ -153,7 +158,7 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
         score = r["mean_return"] / np.mean([e["return"] for e in expert_return["episodes"]])
     cfg = (ROOT / a.config[env]).read_bytes() + "\n".join(a.set).encode()
     return {"env": env, "task": task, "obs": a.obs, "method": method, "seed": seed, "regime": regime,
-            "labelled_episodes": n_lab, "data_draw": draw, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
+            "labelled_episodes": n_lab, "data_draw": draw, "vary": a.vary, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
             "provenance": {"config": a.config[env], "set": a.set, "config_sha256": hashlib.sha256(cfg).hexdigest()[:16],
                            "code_version": code_version(), "train_s": round(summary.get("seconds", train_s), 1),
                            "stage_s": {k: v["seconds"] for k, v in summary.get("stages", {}).items()}, "load_at_start": round(load0, 2),
@@ -260,6 +265,8 @@ def main() -> None:
                     help="training seed s trains on its own recordings (data draw s), so the +- across seeds includes "
                          "the data's variance; default: every seed shares draw 0")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel (one core each)")
+    ap.add_argument("--vary", default=None, help="widowx-sim: record and evaluate with this visual variation "
+                                                  "(clam-record --vary: all, or e.g. colors,lighting)")
     ap.add_argument("--report", action="store_true", help="only rewrite the .md and .png from the results file")
     a = ap.parse_args()
     a.expert_episodes, a.play_episodes, a.pool_episodes = 100, 50, 1000

@@ -21,7 +21,7 @@ def learning(tmp_path, monkeypatch):
 
 def _args(**kw):
     a = dict(obs="image", expert_episodes=3, play_episodes=2, pool_episodes=4, set=[], name=None, split="test",
-             eval_episodes=2, vary_data=False, config={"widowx-sim": "configs/widowx-image-cpu.yaml"})
+             eval_episodes=2, vary_data=False, vary=None, config={"widowx-sim": "configs/widowx-image-cpu.yaml"})
     a.update(kw)
     return SimpleNamespace(**a)
 
@@ -113,3 +113,18 @@ def test_a_named_validation_run_is_filed_as_validation(learning, monkeypatch, tm
     (tmp_path / "screen-val.json").write_text(json.dumps({"cells": []}))
     monkeypatch.setattr(learning, "report", lambda done, name, regime: name)
     assert learning.main() == "screen-val"
+
+
+def test_vary_records_trains_and_evaluates_with_the_visual_variation(learning, monkeypatch):
+    calls = []
+    _fake_clis(learning, monkeypatch, calls)
+    plain = learning.cell("widowx-sim", "push-button", "clam", 0, "rich", 50, _args())
+    varied = learning.cell("widowx-sim", "push-button", "clam", 0, "rich", 50, _args(vary="all"))
+    assert plain["vary"] is None and varied["vary"] == "all"
+    records = [c for c in calls if c[0].endswith("clam-record")]
+    assert [("--vary" in c) for c in records] == [False, False, True, True]  # expert and play, each way
+    assert all(c[c.index("--vary") + 1] == "all" for c in records if "--vary" in c)
+    evals = [c for c in calls if c[0].endswith("clam-eval")]
+    assert "--robot-opt" not in evals[0] and evals[1][evals[1].index("--robot-opt") + 1] == "vary=all"
+    train = [c[c.index("--out") + 1] for c in calls if c[0].endswith("clam-train")]
+    assert len(set(train)) == 2  # its own run, on its own recordings
