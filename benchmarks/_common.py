@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -59,6 +60,27 @@ def bundle_sha256(bundle: Path) -> str:
         h.update(f.relative_to(bundle).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def bundle_key(bundle: Path, *parts: str, sha: str | None = None) -> str:
+    """A result's name for a bundle: its folder, the parts (task, options) and its hash, so a bundle retrained under
+    the same folder name neither reuses nor overwrites another's results. sha: bundle_sha256(bundle), if known."""
+    return "-".join([bundle.resolve().name, *parts, (sha or bundle_sha256(bundle))[:8]])
+
+
+def run_cli(name: str, args: list, report: Path) -> dict:
+    """One run of a clamkit CLI that writes the JSON `report` (skipped when the report exists: resumable); returns
+    the report plus the command and the machine load around the run. A run that exits non-zero but still wrote
+    its report (a fault ended it; its report says why) counts; one that wrote nothing stops the benchmark."""
+    if not report.exists():
+        report.parent.mkdir(parents=True, exist_ok=True)
+        before = load()
+        cmd = [str(Path(sys.executable).parent / name), *map(str, args)]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl")))
+        if p.returncode != 0 and not report.exists():
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
+        write_json_atomic(report, json.loads(report.read_text()) | {"load_before_after": [before, load()], "command": cmd})
+    return json.loads(report.read_text())
 
 
 def code_version(root: Path = ROOT) -> str:

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bundle_sha256, code_version, load, machine  # noqa: E402
+from _common import bundle_key, bundle_sha256, code_version, machine, run_cli  # noqa: E402
 
 from clamkit.fileio import write_json_atomic  # noqa: E402
 
@@ -40,23 +38,13 @@ SEED = 100_000  # clam-eval's default: scenes never recorded for training
 
 
 def run(bundle: Path, args: list[str], report: Path) -> dict:
-    """One clam-run (skipped when its report exists: resumable); the report, plus the load around the run."""
-    if not report.exists():
-        before = load()
-        cmd = [str(Path(sys.executable).parent / "clam-run"), str(bundle), *args, "--continue-after-fault",
-               "--report", str(report), "--live-every", "0"]
-        p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl")))
-        if p.returncode != 0 and not report.exists():  # a run a fault stopped still reports (stop_reason says why)
-            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
-        r = json.loads(report.read_text())
-        write_json_atomic(report, r | {"load_before_after": [before, load()], "command": cmd})
-    return json.loads(report.read_text())
+    """One clam-run (resumable: skipped when its report exists); the report, plus the load around the run."""
+    return run_cli("clam-run", [bundle, *args, "--continue-after-fault", "--report", report, "--live-every", "0"], report)
 
 
-def entry_key(bundle: Path, task: str, robot_opt: list[str]) -> str:
-    """The entry's name in rehearsal.json and its resume folder: bundle folder, task, options and the bundle's
-    hash, so a retrained bundle under the same folder name neither reuses nor overwrites another's runs."""
-    return f"{bundle.resolve().name}-{task}" + "".join(f"-{o}" for o in robot_opt) + f"-{bundle_sha256(bundle)[:8]}"
+def entry_key(bundle: Path, task: str, robot_opt: list[str], sha: str | None = None) -> str:
+    """The entry's name in rehearsal.json and its resume folder (bundle folder, task, options, bundle hash)."""
+    return bundle_key(bundle, task, *robot_opt, sha=sha)
 
 
 def differing(sim: dict, emu: dict) -> list[dict]:
@@ -96,7 +84,8 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=40)
     ap.add_argument("--robot-opt", action="append", default=[], help="extra emulated robot option KEY=VALUE")
     a = ap.parse_args()
-    key = entry_key(a.bundle, a.task, a.robot_opt)
+    sha = bundle_sha256(a.bundle)
+    key = entry_key(a.bundle, a.task, a.robot_opt, sha)
     work = RESULTS / "cache" / "rehearsal" / key
     work.mkdir(parents=True, exist_ok=True)
     common = ["--episodes", str(a.episodes), "--seed", str(SEED)]
@@ -104,7 +93,7 @@ def main() -> None:
     emu = run(a.bundle, ["--robot", "widowx", "--camera", "realsense", "--emulate", "--robot-opt", f"task={a.task}",
                          *[x for o in a.robot_opt for x in ("--robot-opt", o)], *common], work / "emulated.json")
     ls, le = latency(sim), latency(emu)
-    entry = {"bundle": str(a.bundle.resolve()), "bundle_sha256": bundle_sha256(a.bundle), "code": code_version(),
+    entry = {"bundle": str(a.bundle.resolve()), "bundle_sha256": sha, "code": code_version(),
              "machine": machine(), "load_before_after": {"sim": sim.get("load_before_after"),
                                                          "emulated": emu.get("load_before_after")},
              "task": a.task, "episodes": a.episodes, "seed": SEED, "robot_opt": a.robot_opt,

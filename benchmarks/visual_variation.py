@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bundle_sha256, code_version, machine  # noqa: E402
+from _common import bundle_key, bundle_sha256, code_version, machine, run_cli  # noqa: E402
 
 from clamkit.fileio import write_json_atomic  # noqa: E402
 
@@ -29,16 +27,9 @@ SEED = 100_000  # the test seeds (clam-eval's default)
 
 
 def evaluate(bundle: Path, task: str, episodes: int, opts: list[str], report: Path) -> dict:
-    """One clam-eval (skipped when its report exists); its report plus the command that made it."""
-    cmd = [str(Path(sys.executable).parent / "clam-eval"), str(bundle), "--env", f"widowx-sim:{task}",
-           "--episodes", str(episodes), "--seed", str(SEED), *[x for o in opts for x in ("--robot-opt", o)],
-           "--json", str(report)]
-    if not report.exists():
-        report.parent.mkdir(parents=True, exist_ok=True)
-        p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl")))
-        if p.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
-    return json.loads(report.read_text()) | {"command": cmd}
+    """One clam-eval (resumable: skipped when its report exists); its report plus the command that made it."""
+    return run_cli("clam-eval", [bundle, "--env", f"widowx-sim:{task}", "--episodes", episodes, "--seed", SEED,
+                                 *[x for o in opts for x in ("--robot-opt", o)], "--json", report], report)
 
 
 def main() -> None:
@@ -52,7 +43,7 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.exists() else {}
     for bundle in a.bundles:
         sha = bundle_sha256(bundle)
-        key = f"{bundle.resolve().name}-{a.task}-vary={a.vary}-{sha[:8]}"
+        key = bundle_key(bundle, a.task, f"vary={a.vary}", sha=sha)
         work = RESULTS / "cache" / "visual-variation" / key
         plain = evaluate(bundle, a.task, a.episodes, [], work / "plain.json")
         varied = evaluate(bundle, a.task, a.episodes, [f"vary={a.vary}"], work / "varied.json")
@@ -60,7 +51,7 @@ def main() -> None:
                         "episodes": a.episodes, "seed": SEED, "code": code_version(), "machine": machine(),
                         "success": {"plain": plain["success_rate"], "varied": varied["success_rate"]},
                         "drop": round(plain["success_rate"] - varied["success_rate"], 3),
-                        "commands": {"plain": plain["command"], "varied": varied["command"]}}
+                        "commands": {"plain": plain.get("command"), "varied": varied.get("command")}}
         write_json_atomic(out, results)
         print(f"{key}: plain {plain['success_rate']:.2f}, vary={a.vary} {varied['success_rate']:.2f}", flush=True)
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ def test_each_bundle_is_evaluated_plain_and_varied_once_and_recorded_with_its_ha
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     monkeypatch.setattr(mod, "RESULTS", tmp_path / "results")
-    calls, real_run = [], mod.subprocess.run
+    calls, real_run = [], subprocess.run
 
     def run(cmd, **kw):  # a stand-in clam-eval: success 0.8 as rendered, 0.3 with the variation
         if not str(cmd[0]).endswith("clam-eval"):
@@ -22,7 +23,7 @@ def test_each_bundle_is_evaluated_plain_and_varied_once_and_recorded_with_its_ha
         calls.append(cmd)
         Path(cmd[cmd.index("--json") + 1]).write_text(json.dumps({"success_rate": 0.3 if "vary=all" in cmd else 0.8}))
         return SimpleNamespace(returncode=0, stderr="")
-    monkeypatch.setattr(mod.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)  # benchmarks/_common.run_cli runs the CLI
     bundle = tmp_path / "clam-s0"
     bundle.mkdir()
     (bundle / "policy.onnx").write_bytes(b"weights")
