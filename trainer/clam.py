@@ -143,7 +143,7 @@ class CLAM(Common):
         wu, wl, al = self.augment(self.windows(self.data.lam, u)), self.augment(self.windows(lab, l)), self.actions(lab, l)
         with self.run.autocast():
             loss, fdm, dec = self.lam_loss(wu, wl, al)
-        self.update(self.lam_opt, loss, i)
+        self.update(self.lam_opt, loss, i, self.cfg.lam.steps)
         return {"losses/lam_total": loss.detach(), "losses/lam_fdm": fdm, "losses/lam_decoder": dec}
 
     @torch.no_grad()

@@ -9,6 +9,7 @@ actions are compared in normalised units, [-1, 1] across the action bounds, so e
 from __future__ import annotations
 
 import logging
+import math
 from typing import Callable
 
 import numpy as np
@@ -31,6 +32,16 @@ def subsample(ids: np.ndarray, n: int, seed: int) -> np.ndarray:
     if len(ids) <= n:
         return ids
     return np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+
+
+def lr_scale(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier at `step` (0-based) of a stage of `total` steps: linear warm-up over `warmup`
+    steps, then 1 ("constant") or a half cosine down to 0 at the last step ("cosine")."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine" and total > warmup:
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup + 1) / (total - warmup))))
+    return 1.0
 
 
 def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -158,12 +169,13 @@ class Common(Algorithm):
         self.optims[name] = opt
         return opt
 
-    def update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int) -> None:
-        """Linear warm-up, backward, global-norm clip, AdamW step."""
+    def update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, total: int) -> None:
+        """Learning-rate schedule (step of a stage of `total` steps), backward, global-norm clip, AdamW step."""
         o = self.cfg.optim
-        scale = min(1.0, (step + 1) / o.warmup) if o.warmup else 1.0
+        scale = lr_scale(step, total, o.warmup, o.schedule)
         for g in opt.param_groups:
             g["lr"] = g["initial_lr"] * scale
+        self.last_lr = opt.param_groups[0]["lr"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if o.grad_clip:
@@ -205,7 +217,7 @@ class Common(Algorithm):
             x, y = self.augment(x_fn(ids)), y_fn(ids)
             with self.run.autocast():
                 loss = loss_mod(x, y)
-            self.update(opt, loss, i)
+            self.update(opt, loss, i, steps)
             return {f"losses/{name}": loss.detach()}
 
         def evaluate(i: int) -> dict:

@@ -99,11 +99,15 @@ class OptimConfig:
     """clip the global gradient norm (0: off)"""
     warmup: int = 50
     """linear learning-rate warm-up steps at the start of every stage"""
+    schedule: str = "constant"
+    """learning rate after the warm-up: "constant", or "cosine" (decays to 0 at each stage's last step, so the
+    last checkpoints are not the noisy iterates of a constant rate)"""
 
     def __post_init__(self):
         _check(self.batch_size >= 2, "optim.batch_size", "must be >= 2")
         _check(self.lr > 0 and self.decoder_lr > 0, "optim.lr", "learning rates must be > 0")
         _check(self.weight_decay >= 0 and self.grad_clip >= 0 and self.warmup >= 0, "optim", "weight_decay, grad_clip, warmup must be >= 0")
+        _choice(self.schedule, "optim.schedule", ("constant", "cosine"))
 
 
 @dataclass

@@ -108,6 +108,7 @@ class Algorithm:
     def __init__(self):
         self.modules: dict[str, nn.Module] = {}
         self.optims: dict[str, torch.optim.Optimizer] = {}
+        self.last_lr: float | None = None  # the learning rate of the latest update (charts/lr)
         self.samplers: dict = {}
         self.stage_data = StageData()  # what stages hand on: relabels, selected weights
         self.stages: list[Stage] = []
@@ -358,7 +359,8 @@ def run_stages(run: Run, algo: Algorithm, ckpt: dict | None) -> dict:
                 sps = n_log / max(now - t_log, 1e-9)
                 t_log, n_log = now, 0
                 m = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in m.items()}
-                run.log(global_step, {**m, "charts/steps_per_s": sps, "charts/stage": si}, st.name)
+                lr = {"charts/lr": algo.last_lr} if algo.last_lr is not None else {}
+                run.log(global_step, {**m, **lr, "charts/steps_per_s": sps, "charts/stage": si}, st.name)
                 loss = next((v for k, v in m.items() if k.startswith("losses/")), None)
                 bar.set_postfix({"loss": f"{loss:.4g}" if loss is not None else "-", "steps/s": f"{sps:.1f}"})
             if st.evaluate is not None and ((i + 1) % max(st.eval_every, 1) == 0 or last):

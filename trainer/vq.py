@@ -79,7 +79,7 @@ class VQ(Common):
         w = self.augment(torch.cat([self.windows(self.data.lam, self.unl_sampler()), self.windows(lab, self.lab_sampler())]))
         with self.run.autocast():
             loss, fdm, vq, perplexity = self.lam_loss(w)
-        self.update(self.lam_opt, loss, i)
+        self.update(self.lam_opt, loss, i, self.cfg.lam.steps)
         return {"losses/lam_total": loss.detach(), "losses/lam_fdm": fdm, "losses/lam_vq": vq, "charts/vq_perplexity": perplexity}
 
     def lam_evaluate(self, i: int) -> dict:

@@ -1,5 +1,6 @@
 """clamkit/config.py + trainer/config.py: YAML -> validated dataclasses, --set overrides, the shipped configs."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,37 @@ def test_resolved_config_round_trips(tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = from_dict(TrainConfig, yaml.safe_load((tmp_path / "config.yaml").read_text()))
     assert to_dict(again) == to_dict(cfg)
+
+
+def test_lr_schedule_warms_up_then_holds_or_decays_to_zero():
+    from clamkit.trainer.common import lr_scale
+
+    assert [lr_scale(i, 100, 4, "constant") for i in (0, 3, 50, 99)] == [0.25, 1.0, 1.0, 1.0]
+    cos = [lr_scale(i, 100, 4, "cosine") for i in range(100)]
+    assert cos[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(a >= b for a, b in zip(cos[4:], cos[5:]))  # monotone after the warm-up
+    assert cos[-1] == pytest.approx(0.0, abs=1e-12) and cos[52] == pytest.approx(0.5, abs=0.02)
+    assert lr_scale(5, 3, 0, "cosine") == pytest.approx(0.0)  # a stage asked past its end stays at 0
+    with pytest.raises(ConfigError, match="optim.schedule"):
+        load_config(TrainConfig, None, ["optim.schedule=linear"])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_every_stage_follows_the_schedule(schedule, tmp_path, helpers):
+    """The schedule reaches the optimisers of every stage: charts/lr at each stage's last step is the full rate
+    (constant) or 0 (cosine), and half-way through a cosine stage it is about half."""
+    expert = helpers.write_linear(tmp_path / "expert", "expert", 4)
+    play = helpers.write_linear(tmp_path / "play", "play", 3)
+    helpers.clam_train(expert, play, tmp_path / "run", f"optim.schedule={schedule}", "optim.warmup=0", "optim.lr=1e-3",
+                       "lam.steps=40", "idm.steps=40", "policy.steps=40", "run.log_every=20")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lr = {(r["stage"], r["step"]): r["charts/lr"] for r in rows if "charts/lr" in r}
+    stages = sorted({s for s, _ in lr})
+    assert {"lam", "policy"} <= set(stages)
+    for stage in stages:
+        steps = sorted(st for s, st in lr if s == stage)
+        mid, last = lr[(stage, steps[0])], lr[(stage, steps[-1])]
+        if schedule == "constant":
+            assert last == pytest.approx(1e-3)
+        else:
+            assert last == pytest.approx(0.0, abs=1e-9) and mid == pytest.approx(5e-4, rel=0.1)
