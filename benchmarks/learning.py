@@ -157,10 +157,13 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
         expert_return = json.loads((d["unlabelled"] / "meta.json").read_text())
         score = r["mean_return"] / np.mean([e["return"] for e in expert_return["episodes"]])
     cfg = (ROOT / a.config[env]).read_bytes() + "\n".join(a.set).encode()
+    # A cached run was trained by an earlier checkout: its bundle says which ("0.1.0+gSHA"); code_version is this one's.
+    trained = json.loads((bundle / "clam.json").read_text()).get("provenance", {}).get("code_version", "")
     return {"env": env, "task": task, "obs": a.obs, "method": method, "seed": seed, "regime": regime,
             "labelled_episodes": n_lab, "data_draw": draw, "vary": a.vary, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
             "provenance": {"config": a.config[env], "set": a.set, "config_sha256": hashlib.sha256(cfg).hexdigest()[:16],
-                           "code_version": code_version(), "train_s": round(summary.get("seconds", train_s), 1),
+                           "code_version": code_version(), "trained_code_version": trained.rpartition("+g")[2] or None,
+                           "train_s": round(summary.get("seconds", train_s), 1),
                            "stage_s": {k: v["seconds"] for k, v in summary.get("stages", {}).items()}, "load_at_start": round(load0, 2),
                            "machine": machine()},
             "latency_p99_ms": r.get("latency", {}).get("p99_ms"), "probe": probe}

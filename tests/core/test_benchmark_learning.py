@@ -128,3 +128,18 @@ def test_vary_records_trains_and_evaluates_with_the_visual_variation(learning, m
     assert "--robot-opt" not in evals[0] and evals[1][evals[1].index("--robot-opt") + 1] == "vary=all"
     train = [c[c.index("--out") + 1] for c in calls if c[0].endswith("clam-train")]
     assert len(set(train)) == 2  # its own run, on its own recordings
+
+
+def test_a_cached_run_reports_the_commit_it_was_trained_at(learning, monkeypatch):
+    """The bug: a cell reusing a run trained at an earlier commit reported only the evaluating checkout's version."""
+    calls = []
+    _fake_clis(learning, monkeypatch, calls)
+    bundle = learning.CACHE / "bundles" / "reach-block" / "vpt-s0-widowx-image-cpu-rich"
+    bundle.mkdir(parents=True)
+    (bundle / "clam.json").write_text(json.dumps({"provenance": {"code_version": "0.1.0+gc1c318a"}}))
+    run = learning.CACHE / "runs" / "reach-block" / "vpt-s0-widowx-image-cpu-rich"
+    run.mkdir(parents=True)
+    (run / "policy.pt").write_text("")
+    c = learning.cell("widowx-sim", "reach-block", "vpt", 0, "rich", 50, _args())
+    assert not [x for x in calls if x[0].endswith(("clam-train", "clam-export"))]  # reused as it was
+    assert c["provenance"]["trained_code_version"] == "c1c318a"
