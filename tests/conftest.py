@@ -1,7 +1,9 @@
 """Fixtures shared by every test package."""
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
 
 import pytest
 import strict_mode  # tests/strict_mode.py
@@ -23,3 +25,18 @@ def fake_trt(monkeypatch):
     for name, mod in fake.install(trt, {}).items():
         monkeypatch.setitem(sys.modules, name, mod)
     return trt
+
+
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """Load a script of benchmarks/ as a module: benchmark_module("learning") -> benchmarks/learning.py (the
+    scripts are not a package; each import runs the file afresh, so module-level patches do not leak)."""
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", root / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

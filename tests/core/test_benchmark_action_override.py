@@ -1,11 +1,6 @@
 """benchmarks/action_override.py's backend wrapper (the diagnostic itself runs 80 episodes and is not a test)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Backend:
@@ -22,10 +17,8 @@ class _Backend:
         return np.full((1, 7), 0.25, np.float32)
 
 
-def test_override_forces_one_dimension_and_passes_the_rest_through():
-    spec = importlib.util.spec_from_file_location("bench_override", ROOT / "benchmarks" / "action_override.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_override_forces_one_dimension_and_passes_the_rest_through(benchmark_module):
+    mod = benchmark_module("action_override")
     inner = _Backend()
     with mod.Override(inner, 6, 1.0) as be:
         assert inner.entered and be.name == "fake"

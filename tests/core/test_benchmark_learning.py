@@ -1,20 +1,15 @@
 """benchmarks/learning.py's bookkeeping (the benchmark itself runs for hours and is not a test)."""
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def learning(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_learning", ROOT / "benchmarks" / "learning.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def learning(tmp_path, monkeypatch, benchmark_module):
+    mod = benchmark_module("learning")
     monkeypatch.setattr(mod, "CACHE", tmp_path / "cache")
     return mod
 

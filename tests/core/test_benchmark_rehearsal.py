@@ -1,22 +1,9 @@
 """benchmarks/rehearsal.py's bookkeeping (the rehearsal itself runs for minutes per path and is not a test)."""
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _rehearsal():
-    spec = importlib.util.spec_from_file_location("bench_rehearsal", ROOT / "benchmarks" / "rehearsal.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_a_retrained_bundle_under_the_same_folder_name_gets_its_own_entry_and_resume_folder(tmp_path):
+def test_a_retrained_bundle_under_the_same_folder_name_gets_its_own_entry_and_resume_folder(tmp_path, benchmark_module):
     # The bug: the key was folder name + task, so a bundle retrained on a new simulator resumed the old
     # bundle's cached runs and overwrote its entry.
-    mod = _rehearsal()
+    mod = benchmark_module("rehearsal")
     old, new = tmp_path / "v3" / "clam-s1", tmp_path / "v4" / "clam-s1"
     for d, weights in ((old, b"old"), (new, b"new")):
         d.mkdir(parents=True)

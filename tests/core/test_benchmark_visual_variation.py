@@ -1,19 +1,14 @@
 """benchmarks/visual_variation.py's bookkeeping (its evaluations run for minutes and are not a test)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def test_each_bundle_is_evaluated_plain_and_varied_once_and_recorded_with_its_hash(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_vary", ROOT / "benchmarks" / "visual_variation.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_each_bundle_is_evaluated_plain_and_varied_once_and_recorded_with_its_hash(tmp_path, monkeypatch, benchmark_module):
+    mod = benchmark_module("visual_variation")
     monkeypatch.setattr(mod, "RESULTS", tmp_path / "results")
     calls, real_run = [], subprocess.run
 
