@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pixels end to end on a laptop CPU: WidowX 250s in MuJoCo, 64x64 camera frames -> CLAM -> ONNX -> the robot loop.
 # Usage: bash examples/pixels.sh [WORKDIR] [TASK]   (default ./demo-pixels close-drawer; re-running reuses what exists)
-# About 15 minutes on 2 cores. Tasks: reach-block push-button place-block close-drawer.
+# About 30 minutes on 2 cores (8,000 LAM steps). Tasks: reach-block push-button place-block close-drawer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-demo-pixels}
