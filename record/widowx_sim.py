@@ -137,13 +137,16 @@ class PlaceBlockExpert(Policy):
 
 class CloseDrawerExpert(Policy):
     """Closed gripper, fingers pointing forward and down: go in front of the drawer's face (robot side),
-    drop to its height, then push along the drawer's axis until it is shut, aiming 1 cm past closed. The
-    servos are as soft as the real ones (widowx_common.servo_gains), so that 1 cm against the closed drawer
-    stays far below the effort limit."""
+    drop to its height, push along the drawer's axis (aiming 1 cm past closed, so the last millimetres are
+    not slow), and once it is shut back off to the standoff and hold. Backing off is what a teleoperator
+    does and what a learner should see: an expert that keeps pushing on the shut drawer looks, from the
+    camera, like one that stands still, and policies that learned "stand still" with a small bias toward
+    the cabinet pushed on until the effort guard stopped them (docs/design.md)."""
 
     PITCH = 0.7
-    STANDOFF = 0.05  # EE this far in front of the drawer face before pushing
+    STANDOFF = 0.05  # EE this far in front of the drawer face before pushing, and after
     PUSH_Z = 0.05
+    SHUT = 0.002  # drawer opening (m) at which it counts as shut for the expert: at its stop
 
     def __init__(self, robot: WidowXSimRobot):
         self.robot = robot
@@ -167,9 +170,14 @@ class CloseDrawerExpert(Policy):
             goal = start
             if abs(s[2] - start[2]) < 0.01:
                 self.phase = "push"
+        closed_front = ts["cabinet_pos"] - axis * DRAWER_FRONT
         if self.phase == "push":
-            closed_front = ts["cabinet_pos"] - axis * DRAWER_FRONT
             goal = closed_front + axis * 0.01
+            goal[2] = self.PUSH_Z
+            if ts["drawer_opening"] < self.SHUT:
+                self.phase = "back"
+        if self.phase == "back":
+            goal = closed_front - axis * self.STANDOFF
             goal[2] = self.PUSH_Z
         return _toward(s, goal, (0.0, self.PITCH, yaw), gripper=0.0)
 

@@ -181,6 +181,20 @@ def test_close_drawer_starts_open_and_stays_open_untouched():
     assert 0.04 <= before <= 0.08 and abs(after - before) < 2e-3 and not r.episode_info()["success"]
 
 
+def test_close_drawer_expert_backs_off_once_the_drawer_is_shut():
+    """The drawer shuts within a few ticks of 50; an expert that then kept pushing looked, on camera, like one
+    standing still, and the policies learned from it pushed on the shut drawer into the effort guard."""
+    with WidowXSimRobot(task="close-drawer", max_steps=25) as r:
+        expert = expert_policy("close-drawer", r)
+        _, info = rollout(r, expert, seed=4)
+        ts = r.task_state()
+        axis = np.array([np.cos(ts["cabinet_yaw"]), np.sin(ts["cabinet_yaw"])])
+        gap = (ts["drawer_front"][:2] - ts["ee_pos"][:2]) @ axis  # EE in front of the shut drawer's face
+        last = expert(r.get_observation())
+    assert info["success"] and ts["drawer_opening"] < 0.002
+    assert gap > 0.03 and abs(last[:2] @ axis) < 0.01  # backed off, holding: not pushing toward the cabinet
+
+
 # ----------------------------------------------------------------------------- visual variation
 
 
