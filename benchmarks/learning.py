@@ -20,6 +20,9 @@ validation seeds (200000+: choose settings there), --split test on test seeds (1
     python benchmarks/learning.py --obs image --tasks reach-block push-button place-block close-drawer --seeds 2 --vary-data
     python benchmarks/learning.py --obs image --tasks push-button --seeds 2 --vary-data --vary all   # visual variation
 
+One table from several files (here: v7's CLAM and VPT cells, close-drawer from v8, BC from v6):
+    python benchmarks/learning.py --name learning-rich-image-v8 --merge learning-rich-image-v6 learning-rich-image-v7-clam learning-rich-image-v7-vpt learning-rich-image-v8-drawer
+
 Resumable: finished cells are read back from benchmarks/results/learning.json and skipped.
 Everything runs through the real CLIs (clam-record, clam-train, clam-export, clam-eval).
 """
@@ -271,6 +274,9 @@ def main() -> None:
     ap.add_argument("--vary", default=None, help="widowx-sim: record and evaluate with this visual variation "
                                                   "(clam-record --vary: all, or e.g. colors,lighting)")
     ap.add_argument("--report", action="store_true", help="only rewrite the .md and .png from the results file")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="STEM",
+                    help="build --name's results file from these results files' cells (only --tasks / --methods, "
+                         "if given; a later file's cell replaces an earlier one's), then report; trains nothing")
     a = ap.parse_args()
     a.expert_episodes, a.play_episodes, a.pool_episodes = 100, 50, 1000
     a.config = {"metaworld": "configs/metaworld-state.yaml", "dmc": "configs/dmc-state.yaml",
@@ -292,6 +298,8 @@ def main() -> None:
     out = RESULTS / f"{name}.json"
     done = json.loads(out.read_text())["cells"] if out.exists() else []
     key = lambda c: (c.get("regime", "rich"), c.get("labelled_episodes", 50), c["task"], c["method"], c["seed"])  # noqa: E731
+    if a.merge:
+        return report(merge(a.merge, out, key, a.tasks, a.methods), name, a.regime)
     if a.report:
         return report(done, name, a.regime)
     have = {key(c) for c in done}
@@ -324,6 +332,23 @@ def save_cell(out: Path, c: dict, key) -> list[dict]:
         cells = [x for x in cells if key(x) != key(c)] + [c]
         write_json_atomic(out, {"machine": machine(), "cells": cells})
     return cells
+
+
+def merge(stems: list[str], out: Path, key, tasks: list[str] | None, methods: list[str] | None) -> list[dict]:
+    """One table from several results files (e.g. one per method, each run with its own --set): their cells, each
+    with its own provenance, filtered by task and method; a later file's cell replaces an earlier one's."""
+    cells: dict = {}
+    for stem in stems:
+        path = RESULTS / f"{stem}.json"
+        if not path.exists():
+            raise SystemExit(f"--merge: no results file {path}")
+        for c in json.loads(path.read_text())["cells"]:
+            if (tasks is None or c["task"] in tasks) and (methods is None or c["method"] in methods):
+                cells[key(c)] = c | {"merged_from": stem}
+    if not cells:
+        raise SystemExit(f"--merge: no cells for tasks {tasks} and methods {methods} in {', '.join(stems)}")
+    write_json_atomic(out, {"machine": machine(), "cells": list(cells.values())})
+    return list(cells.values())
 
 
 def diagnostics(cells: list[dict]) -> str:

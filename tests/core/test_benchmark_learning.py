@@ -138,3 +138,19 @@ def test_a_cached_run_reports_the_commit_it_was_trained_at(learning, monkeypatch
     c = learning.cell("widowx-sim", "reach-block", "vpt", 0, "rich", 50, _args())
     assert not [x for x in calls if x[0].endswith(("clam-train", "clam-export"))]  # reused as it was
     assert c["provenance"]["trained_code_version"] == "c1c318a"
+
+
+def test_merge_builds_one_table_from_several_files_later_files_winning(learning, monkeypatch, tmp_path):
+    monkeypatch.setattr(learning, "RESULTS", tmp_path)
+    cell = lambda task, method, seed, score: {"task": task, "method": method, "seed": seed, "score": score}  # noqa: E731
+    (tmp_path / "old.json").write_text(json.dumps({"cells": [cell("a", "clam", 0, 0.1), cell("b", "clam", 0, 0.2),
+                                                             cell("a", "vpt", 0, 0.3)]}))
+    (tmp_path / "new.json").write_text(json.dumps({"cells": [cell("a", "clam", 0, 0.9), cell("c", "clam", 0, 0.4)]}))
+    monkeypatch.setattr(learning, "report", lambda done, name, regime: done)
+    monkeypatch.setattr(learning.sys, "argv", ["learning.py", "--name", "both", "--methods", "clam", "--merge", "old", "new"])
+    got = {(c["task"], c["score"], c["merged_from"]) for c in learning.main()}
+    assert got == {("a", 0.9, "new"), ("b", 0.2, "old"), ("c", 0.4, "new")}  # vpt filtered out, new's a replaces old's
+    assert len(json.loads((tmp_path / "both.json").read_text())["cells"]) == 3
+    monkeypatch.setattr(learning.sys, "argv", ["learning.py", "--name", "x", "--merge", "missing"])
+    with pytest.raises(SystemExit, match="no results file"):
+        learning.main()
