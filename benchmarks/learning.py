@@ -20,8 +20,10 @@ validation seeds (200000+: choose settings there), --split test on test seeds (1
     python benchmarks/learning.py --obs image --tasks reach-block push-button place-block close-drawer --seeds 2 --vary-data
     python benchmarks/learning.py --obs image --tasks push-button --seeds 2 --vary-data --vary all   # visual variation
 
-One table from several files (here: v7's CLAM and VPT cells, close-drawer from v8, BC from v6):
-    python benchmarks/learning.py --name learning-rich-image-v8 --merge learning-rich-image-v6 learning-rich-image-v7-clam learning-rich-image-v7-vpt learning-rich-image-v8-drawer
+One table from several files (here: BC from v6, v7's CLAM and VPT cells, close-drawer from v8):
+    python benchmarks/learning.py --name learning-rich-image-v8 --merge learning-rich-image-v6:bc-play,bc-expert \
+        learning-rich-image-v7-clam:push-button,reach-block,place-block \
+        learning-rich-image-v7-vpt:push-button,reach-block,place-block learning-rich-image-v8-drawer
 
 Resumable: finished cells are read back from benchmarks/results/learning.json and skipped.
 Everything runs through the real CLIs (clam-record, clam-train, clam-export, clam-eval).
@@ -276,7 +278,8 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="only rewrite the .md and .png from the results file")
     ap.add_argument("--merge", nargs="+", default=None, metavar="STEM",
                     help="build --name's results file from these results files' cells (only --tasks / --methods, "
-                         "if given; a later file's cell replaces an earlier one's), then report; trains nothing")
+                         "if given; STEM:NAME,... takes only the cells of the methods and tasks named from that file; a "
+                         "later file's cell replaces an earlier one's), then report; trains nothing")
     a = ap.parse_args()
     a.expert_episodes, a.play_episodes, a.pool_episodes = 100, 50, 1000
     a.config = {"metaworld": "configs/metaworld-state.yaml", "dmc": "configs/dmc-state.yaml",
@@ -338,12 +341,17 @@ def merge(stems: list[str], out: Path, key, tasks: list[str] | None, methods: li
     """One table from several results files (e.g. one per method, each run with its own --set): their cells, each
     with its own provenance, filtered by task and method; a later file's cell replaces an earlier one's."""
     cells: dict = {}
-    for stem in stems:
+    for spec in stems:
+        # STEM:bc-play,push-button takes just those methods' cells, of just those tasks, from that file
+        stem, _, only = spec.partition(":")
+        only_methods = {x for x in only.split(",") if x in METHODS}
+        only_tasks = {x for x in only.split(",") if x and x not in METHODS}
         path = RESULTS / f"{stem}.json"
         if not path.exists():
             raise SystemExit(f"--merge: no results file {path}")
         for c in json.loads(path.read_text())["cells"]:
-            if (tasks is None or c["task"] in tasks) and (methods is None or c["method"] in methods):
+            if (tasks is None or c["task"] in tasks) and (methods is None or c["method"] in methods) and \
+                    (not only_methods or c["method"] in only_methods) and (not only_tasks or c["task"] in only_tasks):
                 cells[key(c)] = c | {"merged_from": stem}
     if not cells:
         raise SystemExit(f"--merge: no cells for tasks {tasks} and methods {methods} in {', '.join(stems)}")

@@ -151,6 +151,12 @@ def test_merge_builds_one_table_from_several_files_later_files_winning(learning,
     got = {(c["task"], c["score"], c["merged_from"]) for c in learning.main()}
     assert got == {("a", 0.9, "new"), ("b", 0.2, "old"), ("c", 0.4, "new")}  # vpt filtered out, new's a replaces old's
     assert len(json.loads((tmp_path / "both.json").read_text())["cells"]) == 3
+    monkeypatch.setattr(learning.sys, "argv", ["learning.py", "--name", "both", "--merge", "old:vpt", "new"])
+    got = {(c["task"], c["method"], c["score"]) for c in learning.main()}
+    assert got == {("a", "vpt", 0.3), ("a", "clam", 0.9), ("c", "clam", 0.4)}  # only vpt from old
+    monkeypatch.setattr(learning.sys, "argv", ["learning.py", "--name", "both", "--merge", "old:clam,b", "new:c"])
+    got = {(c["task"], c["method"], c["score"]) for c in learning.main()}
+    assert got == {("b", "clam", 0.2), ("c", "clam", 0.4)}  # old's clam cells of task b, new's of task c
     monkeypatch.setattr(learning.sys, "argv", ["learning.py", "--name", "x", "--merge", "missing"])
     with pytest.raises(SystemExit, match="no results file"):
         learning.main()
