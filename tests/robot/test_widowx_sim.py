@@ -45,7 +45,8 @@ def rollout(robot, policy, seed):
 
 def test_expert_succeeds_without_tripping_the_effort_guard(robot):
     """The guard is on (the real driver's 1800 mA for 3 ticks) while the experts hold the button on its bottom stop
-    and push 1 cm past the closed drawer: servos as soft as the real ones take that well under the limit."""
+    and push toward 1 cm past closed until the drawer shuts: servos as soft as the real ones take that well under the
+    limit."""
     assert (robot._effort.limit, robot._effort.ticks) == (wx.EFFORT_LIMIT, wx.EFFORT_FAULT_TICKS)
     wins = [rollout(robot, expert_policy(robot.task, robot), seed)[1]["success"] for seed in range(10)]
     print(f"{robot.task} expert: {sum(wins)}/10")
