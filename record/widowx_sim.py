@@ -54,13 +54,10 @@ class PushButtonExpert(Policy):
     """Close the gripper, go 6 cm above the button with the gripper pointing almost straight down, then push the
     finger tips to the cap's bottom stop (15 mm of travel; pressed counts from 8 mm) and hold it there. The
     servos are as soft as the real ones (widowx_common.servo_gains), so holding the stop stays far below the
-    effort limit. It moves proportionally (GAIN), closing about half the gap a tick near the goal, as a
-    teleoperator slows down: demonstrations that land in one bound-sized step never show the small corrections a
-    policy arriving a few cm off needs."""
+    effort limit."""
 
     PITCH = 1.45
     HOVER = 0.06
-    GAIN = 0.5  # approach proportionally, slowing near the goal, as a teleoperator does (docs/design.md)
     TIP = 0.0145  # finger tips reach this far beyond the EE point (along the gripper axis)
     PRESS = 0.015  # how deep the finger tips aim: the button's full travel
 
@@ -74,7 +71,7 @@ class PushButtonExpert(Policy):
             goal = top + (0.0, 0.0, self.HOVER)
         else:
             goal = top + (0.0, 0.0, self.TIP * np.sin(self.PITCH) - self.PRESS)
-        return _toward(s, goal, rpy, gripper=0.0, gain=self.GAIN)
+        return _toward(s, goal, rpy, gripper=0.0)
 
 
 class PlaceBlockExpert(Policy):
