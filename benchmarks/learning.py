@@ -85,16 +85,19 @@ DRAW_STRIDE = 10_000  # recording seeds of data draw k: DATA_SEEDS + 10,000 k (b
 
 
 def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str = "state", draw: int = 0,
-           vary: str | None = None) -> Path:
+           vary: str | None = None, end_after: int | None = None) -> Path:
     """A cached recording. expert / play: the scripted policies; pool: noisy expert, random-action probability
     U(0, 1), observations only; lowret: noisy expert, U(0.5, 1), labelled. Seeded, so a smaller recording
     of a kind is a prefix of a larger one. obs "image" also stores IMAGE_SIZE camera frames. draw: which
     independent recording (training seed s trains on draw s, so the spread across seeds includes the data's).
-    vary: widowx-sim's visual variation (clam-record --vary), drawn per episode."""
+    vary: widowx-sim's visual variation (clam-record --vary), drawn per episode. end_after: clam-record
+    --end-after-success (episodes end that many steps after the task first succeeds)."""
     name = kind if kind in ("expert", "play", "pool") else f"{kind}-{episodes}"
     name = (name if obs == "state" else f"{name}-img{IMAGE_SIZE}") + (f"-d{draw}" if draw else "") + (f"-vary-{vary}" if vary else "")
+    name += f"-end{end_after}" if end_after is not None else ""
     out = CACHE / "data" / task / name
     frames = (["--image-size", str(IMAGE_SIZE)] if obs == "image" else []) + (["--vary", vary] if vary else [])
+    frames += ["--end-after-success", str(end_after)] if end_after is not None else []
     seed = DATA_SEEDS[kind] + DRAW_STRIDE * draw
     if seed + max(episodes, 1000) > SEEDS["test"]:
         raise SystemExit(f"data draw {draw} would reach the evaluation seeds ({SEEDS['test']}+): use fewer seeds")
@@ -111,7 +114,7 @@ def record(env: str, task: str, kind: str, episodes: int, steps: int, obs: str =
 def datasets(env: str, task: str, regime: str, n_lab: int, a, draw: int = 0) -> dict:
     steps = EPISODE_STEPS[env]
     rec = lambda kind, n: record(env, task, kind, n, steps, a.obs, draw, a.vary)  # noqa: E731
-    d = {"unlabelled": rec("expert", a.expert_episodes)}
+    d = {"unlabelled": record(env, task, "expert", a.expert_episodes, steps, a.obs, draw, a.vary, a.end_after_success)}
     if regime == "rich":
         d["labelled"] = rec("play", a.play_episodes)
     else:
@@ -134,6 +137,7 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     # reads neither the labelled set nor the pool, so one run serves every regime.
     data_key = "any" if method == "bc-expert" else ("rich" if regime == "rich" else f"lab{n_lab}")
     data_key += (f"-d{draw}" if draw else "") + (f"-vary-{a.vary}" if a.vary else "")
+    data_key += f"-end{a.end_after_success}" if a.end_after_success is not None else ""
     variant = f"{method}-s{seed}-{Path(a.config[env]).stem}-{data_key}" + settings_tag(a.set)
     run = CACHE / "runs" / task / variant
     bundle = CACHE / "bundles" / task / variant
@@ -165,7 +169,8 @@ def cell(env: str, task: str, method: str, seed: int, regime: str, n_lab: int, a
     # A cached run was trained by an earlier checkout: its bundle says which ("0.1.0+gSHA"); code_version is this one's.
     trained = json.loads((bundle / "clam.json").read_text()).get("provenance", {}).get("code_version", "")
     return {"env": env, "task": task, "obs": a.obs, "method": method, "seed": seed, "regime": regime,
-            "labelled_episodes": n_lab, "data_draw": draw, "vary": a.vary, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
+            "labelled_episodes": n_lab, "data_draw": draw, "vary": a.vary,
+            "end_after_success": a.end_after_success, "split": a.split, "score": float(score), "episodes": a.eval_episodes,
             "provenance": {"config": a.config[env], "set": a.set, "config_sha256": hashlib.sha256(cfg).hexdigest()[:16],
                            "code_version": code_version(), "trained_code_version": trained.rpartition("+g")[2] or None,
                            "train_s": round(summary.get("seconds", train_s), 1),
@@ -275,6 +280,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel (one core each)")
     ap.add_argument("--vary", default=None, help="widowx-sim: record and evaluate with this visual variation "
                                                   "(clam-record --vary: all, or e.g. colors,lighting)")
+    ap.add_argument("--end-after-success", type=int, default=None, metavar="K",
+                    help="the expert (unlabelled) recordings end K steps after the task first succeeds "
+                         "(clam-record --end-after-success); default: full episodes")
     ap.add_argument("--report", action="store_true", help="only rewrite the .md and .png from the results file")
     ap.add_argument("--merge", nargs="+", default=None, metavar="STEM",
                     help="build --name's results file from these results files' cells (only --tasks / --methods, "

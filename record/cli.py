@@ -36,6 +36,9 @@ def _common(fn):
         click.option("--seed", type=int, default=0, show_default=True, help="Episode i uses seed + i."),
         click.option("--max-steps", type=click.IntRange(2), default=None, help="Steps per episode (default: the environment's)."),
         click.option("--no-actions", is_flag=True, help="Store observations only (unlabelled video)."),
+        click.option("--end-after-success", type=click.IntRange(0), default=None, metavar="K",
+                     help="End each episode K steps after the task first succeeds, as demonstrations stop once the "
+                          "task is done (default: every episode runs to --max-steps)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for opt in reversed(opts):
@@ -57,7 +60,7 @@ def _choose(policy_name, robot, expert, play, noise_range, action_noise):
 
 
 def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, no_actions, quiet, policy_name, camera_name=None,
-            extra_info=None):
+            extra_info=None, end_after_success=None):
     from clamkit.record.episodes import record_episodes
     from clamkit.robot.sim_camera import SimCamera
 
@@ -68,10 +71,12 @@ def _record(robot, policy, *, task, episodes, out, image_size, seed, max_steps, 
             camera = SimCamera(robot, image_size, image_size)
             keys["image"] = camera.spec
         info = {"policy": policy_name, "camera": camera_name if image_size else None} | (extra_info or {})
+        if end_after_success is not None:
+            info["end_after_success"] = end_after_success
         writer = DatasetWriter(out, observation=ObservationSpec(keys), action=robot.action_spec, fps=robot.fps,
                                robot=robot.name, task=task, info=info)
         summary = record_episodes(robot, policy, writer, episodes, seed=seed, max_steps=max_steps, camera=camera,
-                                  labelled=not no_actions, progress=not quiet)
+                                  labelled=not no_actions, progress=not quiet, end_after_success=end_after_success)
     summary["out"] = str(out)
     click.echo(json.dumps(summary))
 

@@ -15,8 +15,10 @@ from clamkit.robot.base import Camera, Robot
 
 def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episodes: int, *, seed: int = 0,
                     max_steps: int = 200, camera: Camera | None = None, labelled: bool = True,
-                    progress: bool = True) -> dict:
-    """Roll `policy` on `robot` for `episodes` episodes and append each to `writer`.
+                    progress: bool = True, end_after_success: int | None = None) -> dict:
+    """Roll `policy` on `robot` for `episodes` episodes and append each to `writer`. end_after_success=K ends an
+    episode K steps after the task first succeeds (the robot's episode_info()["success"]), as demonstrations
+    stop once the task is done; None records every episode to max_steps (or the robot's own end).
 
     Episode i is seeded with seed + (index it gets in the dataset), so an interrupted recording
     re-run with the same arguments continues with the next seeds. Returns a summary dict.
@@ -30,13 +32,15 @@ def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episode
         policy.reset(ep_seed)
         obs = robot.reset(seed=ep_seed)
         frames: dict[str, list] = {}
-        actions = []
+        actions, since_success = [], None
         for _ in range(max_steps):
             _append(frames, obs, camera)
             a = np.asarray(policy(obs), dtype=np.float32)
             actions.append(robot.send_action(a))
             obs = robot.get_observation()
-            if robot.episode_done():
+            if since_success is not None or robot.episode_info().get("success"):
+                since_success = 0 if since_success is None else since_success + 1
+            if robot.episode_done() or (end_after_success is not None and since_success == end_after_success):
                 break
         _append(frames, obs, camera)
         info = robot.episode_info() | policy.episode_info()

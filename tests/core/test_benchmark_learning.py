@@ -16,7 +16,7 @@ def learning(tmp_path, monkeypatch, benchmark_module):
 
 def _args(**kw):
     a = dict(obs="image", expert_episodes=3, play_episodes=2, pool_episodes=4, set=[], name=None, split="test",
-             eval_episodes=2, vary_data=False, vary=None, config={"widowx-sim": "configs/widowx-image-cpu.yaml"})
+             eval_episodes=2, vary_data=False, vary=None, end_after_success=None, config={"widowx-sim": "configs/widowx-image-cpu.yaml"})
     a.update(kw)
     return SimpleNamespace(**a)
 
@@ -123,6 +123,21 @@ def test_vary_records_trains_and_evaluates_with_the_visual_variation(learning, m
     assert "--robot-opt" not in evals[0] and evals[1][evals[1].index("--robot-opt") + 1] == "vary=all"
     train = [c[c.index("--out") + 1] for c in calls if c[0].endswith("clam-train")]
     assert len(set(train)) == 2  # its own run, on its own recordings
+
+
+def test_end_after_success_cuts_only_the_expert_recording_and_keys_the_run(learning, monkeypatch):
+    calls = []
+    _fake_clis(learning, monkeypatch, calls)
+    full = learning.cell("widowx-sim", "push-button", "clam", 0, "rich", 50, _args())
+    cut = learning.cell("widowx-sim", "push-button", "clam", 0, "rich", 50, _args(end_after_success=5))
+    assert full["end_after_success"] is None and cut["end_after_success"] == 5
+    records = [c for c in calls if c[0].endswith("clam-record")]
+    cuts = [(c[c.index("--policy") + 1], c[c.index("--end-after-success") + 1] if "--end-after-success" in c else None)
+            for c in records]
+    assert cuts == [("expert", None), ("play", None), ("expert", "5")]  # play is task-agnostic: never cut
+    train = [c for c in calls if c[0].endswith("clam-train")]
+    assert len({c[c.index("--out") + 1] for c in train}) == 2  # its own run
+    assert train[1][train[1].index("--labelled") + 1] == train[0][train[0].index("--labelled") + 1]
 
 
 def test_a_cached_run_reports_the_commit_it_was_trained_at(learning, monkeypatch):

@@ -256,6 +256,32 @@ def test_clam_record_new_task_with_visual_variation(tmp_path):
     assert CliRunner().invoke(main, ["widowx-sim", "--vary", "sepia", "--out", str(tmp_path / "x")]).exit_code == 2
 
 
+def test_clam_record_ends_episodes_k_steps_after_success(tmp_path):
+    """--end-after-success K: demonstrations that stop once the task is done (the push-button expert presses at
+    tick 3-5 of 50), K steps after the first success; without it every episode runs to --max-steps."""
+    from click.testing import CliRunner
+
+    from clamkit.record.cli import main
+
+    def lengths(*extra):
+        out = tmp_path / f"ds{len(extra)}"
+        res = CliRunner().invoke(main, ["widowx-sim", "--task", "push-button", "--episodes", "2", "--max-steps", "20",
+                                        "--quiet", "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        ds = Dataset(out)
+        return ds, [len(ds.episode(i)["state"]) - 1 for i in range(2)]  # steps (frames - 1)
+
+    full, n_full = lengths()
+    cut, n_cut = lengths("--end-after-success", "2")
+    assert n_full == [20, 20] and "end_after_success" not in full.meta["info"]
+    assert all(4 <= n <= 9 for n in n_cut) and cut.meta["info"]["end_after_success"] == 2
+    assert all(e["success"] for e in cut.meta["episodes"])
+    with WidowXSimRobot(task="push-button") as r:  # the last step recorded is the 2nd after the first success
+        expert = expert_policy("push-button", r)
+        states, _ = rollout(r, expert, seed=0)
+    assert np.allclose(cut.episode(0)["state"], states[:n_cut[0] + 1], atol=1e-5)
+
+
 def test_arm_trails_each_tick_like_a_p_only_dynamixel():
     """The servos follow the tick's time profile as an XM430 at P 800, I 0, D 0 does (~19 N m/rad per motor,
     damped by its back-EMF): a 5 cm step is mostly covered within the 0.2 s tick but trails the profile (the
