@@ -20,10 +20,12 @@ validation seeds (200000+: choose settings there), --split test on test seeds (1
     python benchmarks/learning.py --obs image --tasks reach-block push-button place-block close-drawer --seeds 2 --vary-data
     python benchmarks/learning.py --obs image --tasks push-button --seeds 2 --vary-data --vary all   # visual variation
 
-One table from several files (here: BC from v6, v7's CLAM and VPT cells, close-drawer from v8):
+One table from several files (here: BC from v6, v7's CLAM and VPT cells, close-drawer from v8; then v9):
     python benchmarks/learning.py --name learning-rich-image-v8 --merge learning-rich-image-v6:bc-play,bc-expert \
         learning-rich-image-v7-clam:push-button,reach-block,place-block \
         learning-rich-image-v7-vpt:push-button,reach-block,place-block learning-rich-image-v8-drawer
+    python benchmarks/learning.py --obs image --name learning-rich-image-v9 --merge learning-rich-image-v8 \
+        learning-rich-image-v9-button-end5          # v8 with push-button on ended demonstrations (--end-after-success 5)
 
 Resumable: finished cells are read back from benchmarks/results/learning.json and skipped.
 Everything runs through the real CLIs (clam-record, clam-train, clam-export, clam-eval).
