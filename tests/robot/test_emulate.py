@@ -368,14 +368,19 @@ def test_disconnect_mid_run_reconnects_then_a_lost_camera_is_a_clean_fault(emula
     cam_emulator = emulated_camera()
     with realsense(max_reconnects=3) as cam:
         a = cam.async_read()
+        # A slow restart, as on a loaded machine: the reconnect is counted a second before its first frame. Frames
+        # that arrived between `a` and the unplug are newer than `a` but not the restarted stream's; waiting on
+        # them unplugged the camera again during the start-up, which then took the 5 s first-frame timeout.
+        cam_emulator.startup_delay = 1.0
+        time.sleep(0.2)
         cam_emulator.unplug(0.5)
-        # timeout_ms (1 s) without frames, then a reconnect to the re-enumerated camera and its first frame
-        # (~1.6 s; polled, since a loaded machine takes longer to restart the stream)
-        deadline = time.monotonic() + 8.0
-        while time.monotonic() < deadline and not (cam.reconnects >= 1 and cam.async_read().timestamp > a.timestamp):
+        back = time.monotonic() + 0.5
+        # timeout_ms (1 s) without frames, then a reconnect to the re-enumerated camera and its first frame (~2.5 s)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not (cam.reconnects >= 1 and cam.async_read().timestamp > back):
             time.sleep(0.05)
         b = cam.async_read()
-        assert cam.reconnects == 1 and b.timestamp > a.timestamp
+        assert cam.reconnects == 1 and b.timestamp > back > a.timestamp
         cam_emulator.unplug(None)  # gone for good
         t0 = time.monotonic()
         with pytest.raises(CameraFault) as e:
