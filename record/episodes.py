@@ -32,15 +32,15 @@ def record_episodes(robot: Robot, policy: Policy, writer: DatasetWriter, episode
         policy.reset(ep_seed)
         obs = robot.reset(seed=ep_seed)
         frames: dict[str, list] = {}
-        actions, since_success = [], None
-        for _ in range(max_steps):
+        actions, last_step = [], None  # last_step: end_after_success steps after the first success
+        for t in range(max_steps):
             _append(frames, obs, camera)
             a = np.asarray(policy(obs), dtype=np.float32)
             actions.append(robot.send_action(a))
             obs = robot.get_observation()
-            if since_success is not None or robot.episode_info().get("success"):
-                since_success = 0 if since_success is None else since_success + 1
-            if robot.episode_done() or (end_after_success is not None and since_success == end_after_success):
+            if last_step is None and end_after_success is not None and robot.episode_info().get("success"):
+                last_step = t + end_after_success
+            if robot.episode_done() or t == last_step:
                 break
         _append(frames, obs, camera)
         info = robot.episode_info() | policy.episode_info()
